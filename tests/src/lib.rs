@@ -1,1 +1,1355 @@
+//! Harness for bondd's namespace integration tests.
+//!
+//! Everything here works only inside network namespaces this process creates
+//! itself. Names: every namespace and every link is `bdt<pid>-<counter><role>` (base 36)
+//! (at most 15 characters), so nothing can collide with the host or with a
+//! concurrent test run, and a stale namespace can be traced back to its (dead)
+//! process. Links are always created directly inside a namespace (`ip -n NS link
+//! add A type veth peer name B netns OTHER`), never in the root namespace.
+//! Every namespace is deleted by [`Netns`]'s `Drop` (also when a test panics),
+//! which removes its links too. Every process a test starts is held by a guard
+//! that kills it (by PID) on drop.
+//!
+//! Addresses: 198.18.0.0/15 and 2001:2::/48 only.
 
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Address of bond0 in the standard topology.
+pub const BOND_V4: &str = "198.18.0.1";
+/// Address of host H in the standard topology.
+pub const HOST_V4: &str = "198.18.0.2";
+/// IPv6 address of bond0 in the standard topology.
+pub const BOND_V6: &str = "2001:2::1";
+/// IPv6 address of host H in the standard topology.
+pub const HOST_V6: &str = "2001:2::2";
+
+// ---------------------------------------------------------------------------
+// basics
+
+/// True when running as root. Tests call it first:
+/// `if !require_root() { return; }` — it prints the reason for skipping.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        eprintln!("skipping: needs root");
+        return false;
+    }
+    true
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Serialises the namespace tests of one test binary: they share two CPU cores
+/// and measure timing. A panicking test poisons the mutex; later tests still run.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// In an integration test: registers `env!("CARGO_BIN_EXE_bdt-udp")` with the
+/// harness and takes the [`serial`] lock. `let _serial = bondd_tests::setup!();`
+#[macro_export]
+macro_rules! setup {
+    () => {{
+        $crate::set_udp_tool(env!("CARGO_BIN_EXE_bdt-udp"));
+        $crate::serial()
+    }};
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Lower-case base 36 (pid 4194304 = "2ivo0": 5 characters).
+pub fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii")
+}
+
+/// The prefix of every name this process creates: `bdt<pid base36>-`.
+pub fn name_prefix() -> String {
+    format!("bdt{}-", base36(u64::from(std::process::id())))
+}
+
+/// A new name `bdt<pid base36>-<counter base36><role>`, unique on this machine
+/// while this process lives. Panics if it would exceed 15 characters (IFNAMSIZ - 1).
+pub fn unique_name(role: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{}{}{}", name_prefix(), base36(u64::from(n)), role);
+    assert!(
+        name.len() <= 15,
+        "name {name:?} longer than 15 characters; use a shorter role than {role:?}"
+    );
+    name
+}
+
+/// Runs a command, returning its output. Panics only if it cannot be started.
+pub fn run<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    assert!(!args.is_empty());
+    Command::new(&args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", args[0].as_ref()))
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run_ok<S: AsRef<OsStr>>(args: &[S]) -> String {
+    let out = run(args);
+    check_output(args, &out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn check_output<S: AsRef<OsStr>>(args: &[S], out: &Output) {
+    if !out.status.success() {
+        let cmd: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+        panic!(
+            "command failed ({}): {}\nstdout: {}\nstderr: {}",
+            out.status,
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Deletes namespaces left behind by earlier runs of this harness whose process
+/// is gone (e.g. the test binary was SIGKILLed). Only names of our exact format
+/// `bdt<base36 pid>-...` with a dead pid are touched.
+pub fn sweep_stale_namespaces() {
+    for ns in list_netns() {
+        let Some(rest) = ns.strip_prefix("bdt") else {
+            continue;
+        };
+        let Some((pid36, _)) = rest.split_once('-') else {
+            continue;
+        };
+        let Ok(pid) = u32::from_str_radix(pid36, 36) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        eprintln!("harness: deleting stale namespace {ns} of dead process {pid}");
+        let _ = run(&["ip", "netns", "del", &ns]);
+    }
+}
+
+/// Names of all named network namespaces (`ip netns list`).
+pub fn list_netns() -> Vec<String> {
+    let out = run(&["ip", "netns", "list"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// namespaces
+
+/// A network namespace owned by the test; deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates `bdt<pid>-<n><role>` with `lo` up.
+    pub fn new(role: &str) -> Netns {
+        static SWEEP: Once = Once::new();
+        SWEEP.call_once(sweep_stale_namespaces);
+        let name = unique_name(role);
+        run_ok(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip netns exec NS args...`.
+    pub fn exec<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]);
+        cmd.args(args).stdin(Stdio::null());
+        cmd.output()
+            .unwrap_or_else(|e| panic!("cannot run ip netns exec {}: {e}", self.name))
+    }
+
+    /// Like [`Netns::exec`] but panics on failure; returns stdout.
+    pub fn exec_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let out = self.exec(args);
+        if !out.status.success() {
+            let cmd: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+            panic!(
+                "in netns {}: command failed ({}): {}\nstdout: {}\nstderr: {}",
+                self.name,
+                out.status,
+                cmd.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `ip netns exec NS args...` (ip execs the program, so the child's
+    /// pid is the program's). stdin is null; stdout/stderr as given.
+    pub fn spawn<S: AsRef<OsStr>>(&self, args: &[S], stdout: Stdio, stderr: Stdio) -> Child {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn in netns {}: {e}", self.name))
+    }
+
+    /// `ip -n NS args...`, must succeed; returns stdout.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut all = vec!["ip", "-n", &self.name];
+        all.extend_from_slice(args);
+        run_ok(&all)
+    }
+
+    /// `ip -n NS args...`, may fail.
+    pub fn ip_try(&self, args: &[&str]) -> Output {
+        let mut all = vec!["ip", "-n", &self.name];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    /// Sets a sysctl inside the namespace (`sysctl -w key=value`).
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec_ok(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+    }
+
+    pub fn link_exists(&self, ifname: &str) -> bool {
+        self.ip_try(&["link", "show", "dev", ifname])
+            .status
+            .success()
+    }
+
+    pub fn link_up(&self, ifname: &str) {
+        self.ip(&["link", "set", "dev", ifname, "up"]);
+    }
+
+    /// Sets a link administratively down. On a bridge port this also flushes
+    /// the FDB entries learned on it.
+    pub fn link_down(&self, ifname: &str) {
+        self.ip(&["link", "set", "dev", ifname, "down"]);
+    }
+
+    pub fn add_addr(&self, ifname: &str, cidr: &str) {
+        if cidr.contains(':') {
+            self.ip(&["addr", "add", cidr, "dev", ifname, "nodad"]);
+        } else {
+            self.ip(&["addr", "add", cidr, "dev", ifname]);
+        }
+    }
+
+    /// Reads `/sys/class/net/IF/statistics/NAME` inside the namespace.
+    pub fn stat(&self, ifname: &str, name: &str) -> u64 {
+        let out = self.exec_ok(&["cat", &format!("/sys/class/net/{ifname}/statistics/{name}")]);
+        out.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("bad counter {name} of {ifname}: {out:?}: {e}"))
+    }
+
+    /// `rx_packets` and `tx_packets` of a link.
+    pub fn packets(&self, ifname: &str) -> Counters {
+        let out = self.exec_ok(&[
+            "cat",
+            &format!("/sys/class/net/{ifname}/statistics/rx_packets"),
+            &format!("/sys/class/net/{ifname}/statistics/tx_packets"),
+        ]);
+        let v: Vec<u64> = out
+            .split_whitespace()
+            .map(|s| s.parse().expect("counter"))
+            .collect();
+        assert_eq!(v.len(), 2, "counters of {ifname}: {out:?}");
+        Counters { rx: v[0], tx: v[1] }
+    }
+
+    /// Turns TX checksum offload off (`ethtool -K IF tx off`). Needed on every
+    /// test interface that sends UDP/TCP towards a slave: AF_XDP forwards the
+    /// partial checksum of a veth frame verbatim and the receiver drops it.
+    pub fn tx_csum_off(&self, ifname: &str) {
+        self.exec_ok(&["ethtool", "-K", ifname, "tx", "off"]);
+    }
+
+    /// The state of a link that bondd must restore on exit.
+    pub fn link_state(&self, ifname: &str) -> LinkState {
+        let out = self.ip(&["-d", "-o", "link", "show", "dev", ifname]);
+        LinkState::parse(&out)
+            .unwrap_or_else(|| panic!("cannot parse `ip -d link show {ifname}`: {out}"))
+    }
+
+    /// The detailed link description (`ip -d link show dev IF`).
+    pub fn link_details(&self, ifname: &str) -> String {
+        self.ip(&["-d", "link", "show", "dev", ifname])
+    }
+
+    /// Whether an XDP program is attached to the link (any mode).
+    pub fn has_xdp(&self, ifname: &str) -> bool {
+        let d = self.link_details(ifname);
+        // iproute2 prints "xdp", "xdpgeneric", "xdpdrv", "xdpoffload" or
+        // "xdpmulti" and "prog/xdp id N" when a program is attached.
+        d.split_whitespace()
+            .any(|w| w.starts_with("xdp") || w.starts_with("prog/xdp"))
+    }
+
+    /// Addresses (CIDR) configured on a link.
+    pub fn addrs(&self, ifname: &str) -> Vec<String> {
+        let out = self.ip(&["-o", "addr", "show", "dev", ifname]);
+        out.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                w.find(|x| *x == "inet" || *x == "inet6")?;
+                w.next().map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// The bridge port on which `mac` is currently learned, if any.
+    pub fn fdb_port_of(&self, bridge: &str, mac: &str) -> Option<String> {
+        let out = run_ok(&["bridge", "-n", &self.name, "fdb", "show", "br", bridge]);
+        let mac = mac.to_ascii_lowercase();
+        out.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            if w.next()? != mac {
+                return None;
+            }
+            if w.next()? != "dev" {
+                return None;
+            }
+            w.next().map(str::to_owned)
+        })
+    }
+
+    /// Pings `dst` (v4 or v6) with `bdt-udp ping` until one reply arrives or
+    /// `timeout` passes (warms ARP/ND and waits out IPv6 DAD), then sends
+    /// `count` echo requests 0.2 s apart and returns how many were answered
+    /// within 1 s each.
+    pub fn ping(&self, dst: &str, count: u32, timeout: Duration) -> u32 {
+        let tool = udp_tool();
+        let tool = tool.to_str().expect("utf-8 path");
+        let start = Instant::now();
+        loop {
+            let out = self.exec(&[
+                tool,
+                "ping",
+                "--dst",
+                dst,
+                "--count",
+                "1",
+                "--timeout-ms",
+                "500",
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "bdt-udp ping failed: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if parse_ping_received(&text) == Some(1) {
+                break;
+            }
+            if start.elapsed() > timeout {
+                return 0;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let out = self.exec(&[
+            tool,
+            "ping",
+            "--dst",
+            dst,
+            "--count",
+            &count.to_string(),
+            "--interval-ms",
+            "200",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        parse_ping_received(&text).unwrap_or(0)
+    }
+
+    /// Kills processes still inside the namespace (all of them were started
+    /// by this test, since the namespace is ours). Returns their pids.
+    fn kill_leftovers(&self) -> Vec<i32> {
+        let out = run(&["ip", "netns", "pids", &self.name]);
+        let pids: Vec<i32> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        for &pid in &pids {
+            // SAFETY: plain kill(2) of a pid inside our own namespace.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let pids = self.kill_leftovers();
+        if !pids.is_empty() {
+            eprintln!(
+                "harness: killed leftover processes {pids:?} in {}",
+                self.name
+            );
+        }
+        let out = run(&["ip", "netns", "del", &self.name]);
+        if !out.status.success() {
+            eprintln!(
+                "harness: ip netns del {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// Parses `received=N` out of `bdt-udp ping`'s summary.
+pub fn parse_ping_received(text: &str) -> Option<u32> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("received="))?
+        .parse()
+        .ok()
+}
+
+/// Creates a veth pair `a_name` in `a` and `b_name` in `b`, both up. The
+/// pair is created inside `a` with its peer placed directly in `b`.
+pub fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
+    a.ip(&[
+        "link",
+        "add",
+        a_name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_name,
+        "netns",
+        b.name(),
+    ]);
+    a.link_up(a_name);
+    b.link_up(b_name);
+}
+
+/// Creates a Linux bridge in `ns` (STP off, forward delay 0, multicast
+/// snooping off so multicast is simply flooded) and brings it up.
+pub fn bridge(ns: &Netns, name: &str) {
+    ns.ip(&[
+        "link",
+        "add",
+        name,
+        "type",
+        "bridge",
+        "stp_state",
+        "0",
+        "forward_delay",
+        "0",
+        "mcast_snooping",
+        "0",
+    ]);
+    ns.link_up(name);
+}
+
+/// Makes `port` a port of `bridge`. With `flood == false` the bridge does not
+/// flood unknown unicast to this port: a station behind it receives unicast
+/// only once the bridge has learned its MAC there. This keeps a stale or
+/// flushed FDB from hiding a missing gratuitous ARP after failover.
+pub fn bridge_port(ns: &Netns, bridge: &str, port: &str, flood: bool) {
+    ns.ip(&["link", "set", "dev", port, "master", bridge]);
+    if !flood {
+        ns.ip(&[
+            "link",
+            "set",
+            "dev",
+            port,
+            "type",
+            "bridge_slave",
+            "flood",
+            "off",
+        ]);
+    }
+    ns.link_up(port);
+}
+
+// ---------------------------------------------------------------------------
+// link state
+
+/// `rx_packets`/`tx_packets` of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub rx: u64,
+    pub tx: u64,
+}
+
+impl Counters {
+    /// Growth since `earlier`.
+    pub fn since(self, earlier: Counters) -> Counters {
+        Counters {
+            rx: self.rx.saturating_sub(earlier.rx),
+            tx: self.tx.saturating_sub(earlier.tx),
+        }
+    }
+}
+
+/// What bondd changes on a slave and must restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub mac: String,
+    pub mtu: u32,
+    /// The IFF_ALLMULTI flag as set by users.
+    pub allmulti_flag: bool,
+    /// The IFF_PROMISC flag as set by users.
+    pub promisc_flag: bool,
+    /// Reference counts (`promiscuity N allmulti N` of `ip -d`).
+    pub promiscuity: u32,
+    pub allmulti: u32,
+}
+
+impl LinkState {
+    /// Parses one line of `ip -d -o link show`.
+    pub fn parse(line: &str) -> Option<LinkState> {
+        let flags_start = line.find('<')?;
+        let flags_end = line[flags_start..].find('>')? + flags_start;
+        let flags: Vec<&str> = line[flags_start + 1..flags_end].split(',').collect();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |key: &str| -> Option<&str> {
+            let i = words.iter().position(|w| *w == key)?;
+            words.get(i + 1).copied()
+        };
+        Some(LinkState {
+            mac: after("link/ether")?.to_owned(),
+            mtu: after("mtu")?.parse().ok()?,
+            allmulti_flag: flags.contains(&"ALLMULTI"),
+            promisc_flag: flags.contains(&"PROMISC"),
+            promiscuity: after("promiscuity")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            allmulti: after("allmulti").and_then(|v| v.parse().ok()).unwrap_or(0),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// processes
+
+/// A child process killed (SIGKILL, by pid) and reaped on drop.
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    pub fn new(child: Child) -> ChildGuard {
+        ChildGuard { child: Some(child) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("child already taken")
+    }
+
+    /// Waits up to `timeout` for exit; kills it if it is still running then
+    /// and returns None.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match child.try_wait() {
+                Ok(Some(st)) => return Some(st),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Takes the child out; the caller is now responsible for it.
+    pub fn take(mut self) -> Child {
+        self.child.take().expect("child already taken")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take()
+            && let Ok(None) = c.try_wait()
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A private temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let path = std::env::temp_dir().join(unique_name("tmp"));
+        fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `contents` into file `name` of this directory.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.path.join(name);
+        fs::write(&p, contents).expect("write temp file");
+        p
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The bondd binary: `$BONDD_BIN`, else `target/debug/bondd`, else
+/// `target/release/bondd` of this workspace. Panics if none exists.
+pub fn bondd_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BONDD_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "BONDD_BIN={} does not exist", p.display());
+        return p;
+    }
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ws.join("target"));
+    for profile in ["debug", "release"] {
+        let p = target.join(profile).join("bondd");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "bondd binary not found (BONDD_BIN unset, no {0}/debug/bondd or {0}/release/bondd): \
+         build it first: cargo build --workspace --bins",
+        target.display()
+    );
+}
+
+static UDP_TOOL: OnceLock<PathBuf> = OnceLock::new();
+
+/// Tells the harness where bdt-udp is; integration tests call it with
+/// `env!("CARGO_BIN_EXE_bdt-udp")` (only they get that variable).
+pub fn set_udp_tool(path: &str) {
+    let _ = UDP_TOOL.set(PathBuf::from(path));
+}
+
+/// The path of the bdt-udp tool: as set by [`set_udp_tool`], else
+/// `$CARGO_BIN_EXE_bdt-udp` at run time, else next to the test binary's
+/// `deps/` directory.
+pub fn udp_tool() -> PathBuf {
+    if let Some(p) = UDP_TOOL.get() {
+        return p.clone();
+    }
+    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_bdt-udp") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().expect("exe dir");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("profile dir")
+    } else {
+        dir
+    };
+    let p = dir.join("bdt-udp");
+    assert!(p.exists(), "bdt-udp not found at {}", p.display());
+    p
+}
+
+/// A running bondd. Killed (SIGKILL) on drop if still running; its log is
+/// printed when the test is panicking.
+#[derive(Debug)]
+pub struct Bondd {
+    child: ChildGuard,
+    dir: TempDir,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    ns: String,
+    exit: Option<ExitStatus>,
+}
+
+impl Bondd {
+    /// Writes `config` to a temporary file and starts
+    /// `ip netns exec NS bondd --config FILE`, stdout and stderr into a log file.
+    pub fn start(ns: &Netns, config: &str) -> Bondd {
+        let dir = TempDir::new();
+        let config_path = dir.write("bondd.yaml", config);
+        Bondd::start_file(ns, dir, config_path)
+    }
+
+    /// Starts bondd with an existing config file inside `dir` (kept alive by
+    /// the guard).
+    pub fn start_file(ns: &Netns, dir: TempDir, config_path: PathBuf) -> Bondd {
+        let log_path = Bondd::new_log_path(dir.path());
+        let child = Bondd::spawn(ns, &config_path, &log_path);
+        Bondd {
+            child: ChildGuard::new(child),
+            dir,
+            config_path,
+            log_path,
+            ns: ns.name().to_owned(),
+            exit: None,
+        }
+    }
+
+    /// Starts bondd again with the same config file (for the
+    /// restart-after-kill test); the old process must have exited. The log
+    /// of the new process goes to a new file.
+    pub fn restart(&mut self, ns: &Netns) {
+        assert!(
+            self.exit.is_some() || self.child.child_mut().try_wait().ok().flatten().is_some(),
+            "restart() of a bondd that is still running"
+        );
+        let log_path = Bondd::new_log_path(self.dir.path());
+        self.child = ChildGuard::new(Bondd::spawn(ns, &self.config_path, &log_path));
+        self.log_path = log_path;
+        self.ns = ns.name().to_owned();
+        self.exit = None;
+    }
+
+    fn new_log_path(dir: &Path) -> PathBuf {
+        static STARTS: AtomicU32 = AtomicU32::new(0);
+        let n = STARTS.fetch_add(1, Ordering::Relaxed);
+        dir.join(format!("bondd-{n}.log"))
+    }
+
+    fn spawn(ns: &Netns, config_path: &Path, log_path: &Path) -> Child {
+        let log = File::create(log_path).expect("create log");
+        let log2 = log.try_clone().expect("clone log fd");
+        let bin = bondd_bin();
+        ns.spawn(
+            &[
+                bin.as_os_str(),
+                OsStr::new("--config"),
+                config_path.as_os_str(),
+            ],
+            Stdio::from(log2),
+            Stdio::from(log),
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything bondd logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Lines of the log that contain all `needles`.
+    pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn check_alive(&mut self, what: &str) {
+        if let Ok(Some(st)) = self.child.child_mut().try_wait() {
+            self.exit = Some(st);
+            panic!(
+                "bondd (in {}) exited with {st} while {what}; log:\n{}",
+                self.ns,
+                self.log()
+            );
+        }
+    }
+
+    /// Waits until the log contains `bondd ready`. Panics with the log on
+    /// timeout or if bondd exits first.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.log().contains("bondd ready") {
+                return start.elapsed();
+            }
+            self.check_alive("waiting for `bondd ready`");
+            if start.elapsed() > timeout {
+                panic!(
+                    "bondd (in {}) not ready after {timeout:?}; log:\n{}",
+                    self.ns,
+                    self.log()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until at least `count` log lines contain all `needles`; returns
+    /// the last such line. Panics (with the log) on timeout or exit.
+    pub fn wait_log_lines(&mut self, needles: &[&str], count: usize, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let lines = self.log_lines_with(needles);
+            if lines.len() >= count {
+                return lines[count - 1].clone();
+            }
+            self.check_alive("waiting for a log line");
+            if start.elapsed() > timeout {
+                panic!(
+                    "bondd (in {}): no {count}th log line containing {needles:?} after {timeout:?}; log:\n{}",
+                    self.ns,
+                    self.log()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to 10 s) for bondd to exit; panics with
+    /// the log if it does not.
+    pub fn sigterm_and_wait(&mut self) -> ExitStatus {
+        self.signal_and_wait(libc::SIGTERM, Duration::from_secs(10))
+    }
+
+    /// SIGKILLs bondd (no cleanup) and waits for it.
+    pub fn kill9(&mut self) -> ExitStatus {
+        self.signal_and_wait(libc::SIGKILL, Duration::from_secs(5))
+    }
+
+    fn signal_and_wait(&mut self, sig: i32, timeout: Duration) -> ExitStatus {
+        if let Some(st) = self.exit {
+            return st;
+        }
+        let pid = self.pid() as libc::pid_t;
+        if let Ok(None) = self.child.child_mut().try_wait() {
+            // SAFETY: kill(2) of our own child, which is not reaped yet.
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+        match self.child.wait_timeout(timeout) {
+            Some(st) => {
+                self.exit = Some(st);
+                st
+            }
+            None => panic!(
+                "bondd (pid {pid}) did not exit within {timeout:?} after signal {sig} (killed now); log:\n{}",
+                self.log()
+            ),
+        }
+    }
+}
+
+impl Drop for Bondd {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "---- bondd log ({}) ----\n{}\n---- end of bondd log ----",
+                self.log_path.display(),
+                self.log()
+            );
+        }
+        // ChildGuard kills it.
+    }
+}
+
+// ---------------------------------------------------------------------------
+// topology
+
+/// Unique link names of the standard topology.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// Slaves, in ns B.
+    pub s0: String,
+    pub s1: String,
+    /// Far ends of the slaves: ports of the bridge, in ns SW.
+    pub p0: String,
+    pub p1: String,
+    /// Host interface in ns H.
+    pub h0: String,
+    /// Its far end: bridge port in ns SW.
+    pub hp0: String,
+    /// The bridge, in ns SW.
+    pub br0: String,
+}
+
+/// The standard topology:
+///
+/// ```text
+///  ns B (bondd)            ns SW (switch)                ns H (host)
+///   s0 ───────────── p0 ─┐
+///                         br0 ─ hp0 ───────────── h0 198.18.0.2/24, 2001:2::2/64
+///   s1 ───────────── p1 ─┘
+/// ```
+///
+/// IPv6 is off on the slaves (the kernel does not run addrconf on bonding
+/// slaves either; it would add the slaves' own ND/MLD frames to the counters)
+/// and in SW. The bridge does not flood unknown unicast to p0/p1 (see
+/// [`bridge_port`]), so bondd must announce its MAC on the new active slave
+/// (gratuitous ARP, or any frame) before it can receive unicast there. TX
+/// checksum offload is off on h0.
+///
+/// Fields drop in order: all namespaces (and so all links) are deleted.
+#[derive(Debug)]
+pub struct Topology {
+    pub b: Netns,
+    pub sw: Netns,
+    pub h: Netns,
+    pub n: Names,
+}
+
+/// Options of [`Topology::build`].
+#[derive(Debug, Clone, Default)]
+pub struct TopologyOpts {
+    /// Flood unknown unicast to the bond's bridge ports (a lenient switch).
+    pub flood_to_bond_ports: bool,
+}
+
+impl Topology {
+    pub fn new() -> Topology {
+        Topology::build(TopologyOpts::default())
+    }
+
+    pub fn build(opts: TopologyOpts) -> Topology {
+        let b = Netns::new("B");
+        let sw = Netns::new("SW");
+        let h = Netns::new("H");
+        let n = Names {
+            s0: unique_name("s0"),
+            s1: unique_name("s1"),
+            p0: unique_name("p0"),
+            p1: unique_name("p1"),
+            h0: unique_name("h0"),
+            hp0: unique_name("hp0"),
+            br0: unique_name("br0"),
+        };
+        sw.sysctl("net.ipv6.conf.all.disable_ipv6", "1");
+        sw.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
+        bridge(&sw, &n.br0);
+        for (s, p) in [(&n.s0, &n.p0), (&n.s1, &n.p1)] {
+            b.ip(&[
+                "link",
+                "add",
+                s,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                p,
+                "netns",
+                sw.name(),
+            ]);
+            b.sysctl(&format!("net.ipv6.conf.{s}.disable_ipv6"), "1");
+            bridge_port(&sw, &n.br0, p, opts.flood_to_bond_ports);
+            b.link_up(s);
+        }
+        h.ip(&[
+            "link",
+            "add",
+            &n.h0,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &n.hp0,
+            "netns",
+            sw.name(),
+        ]);
+        bridge_port(&sw, &n.br0, &n.hp0, true);
+        h.tx_csum_off(&n.h0);
+        h.add_addr(&n.h0, &format!("{HOST_V4}/24"));
+        h.add_addr(&n.h0, &format!("{HOST_V6}/64"));
+        h.link_up(&n.h0);
+        Topology { b, sw, h, n }
+    }
+
+    /// Slave names.
+    pub fn slaves(&self) -> [&str; 2] {
+        [&self.n.s0, &self.n.s1]
+    }
+
+    /// rx/tx counters of the far ends p0 and p1 (p's rx = what the slave sent).
+    pub fn port_counters(&self) -> [Counters; 2] {
+        [self.sw.packets(&self.n.p0), self.sw.packets(&self.n.p1)]
+    }
+
+    /// State of s0 and s1.
+    pub fn slave_states(&self) -> [LinkState; 2] {
+        [self.b.link_state(&self.n.s0), self.b.link_state(&self.n.s1)]
+    }
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One bond of a bondd config.
+#[derive(Debug, Clone)]
+pub struct BondConfig {
+    pub name: String,
+    pub mode: String,
+    pub slaves: Vec<String>,
+    pub interface: String,
+    pub miimon: u32,
+    pub primary: Option<String>,
+    pub primary_reselect: Option<String>,
+    pub updelay: u32,
+    pub downdelay: u32,
+    pub num_grat_arp: u32,
+    pub addresses: Vec<String>,
+    /// Extra `key: value` lines, written verbatim.
+    pub extra: Vec<String>,
+}
+
+impl BondConfig {
+    /// active-backup bond0 over the topology's s0,s1 with primary s0, the
+    /// standard addresses and `interface: veth`.
+    pub fn active_backup(t: &Topology) -> BondConfig {
+        BondConfig {
+            name: "bond0".into(),
+            mode: "active-backup".into(),
+            slaves: vec![t.n.s0.clone(), t.n.s1.clone()],
+            interface: "veth".into(),
+            miimon: 100,
+            primary: Some(t.n.s0.clone()),
+            primary_reselect: Some("always".into()),
+            updelay: 0,
+            downdelay: 0,
+            num_grat_arp: 1,
+            addresses: vec![format!("{BOND_V4}/24"), format!("{BOND_V6}/64")],
+            extra: Vec::new(),
+        }
+    }
+
+    /// This bond as one item of the `bonds:` list.
+    pub fn to_yaml_item(&self) -> String {
+        let mut s = String::new();
+        let q = |v: &str| format!("\"{v}\"");
+        let _ = writeln!(s, "  - name: {}", self.name);
+        let _ = writeln!(s, "    mode: {}", self.mode);
+        let slaves: Vec<String> = self.slaves.iter().map(|x| q(x)).collect();
+        let _ = writeln!(s, "    slaves: [{}]", slaves.join(", "));
+        let _ = writeln!(s, "    interface: {}", self.interface);
+        let _ = writeln!(s, "    miimon: {}", self.miimon);
+        if let Some(p) = &self.primary {
+            let _ = writeln!(s, "    primary: {}", q(p));
+        }
+        if let Some(p) = &self.primary_reselect {
+            let _ = writeln!(s, "    primary_reselect: {p}");
+        }
+        let _ = writeln!(s, "    updelay: {}", self.updelay);
+        let _ = writeln!(s, "    downdelay: {}", self.downdelay);
+        let _ = writeln!(s, "    num_grat_arp: {}", self.num_grat_arp);
+        let addrs: Vec<String> = self.addresses.iter().map(|x| q(x)).collect();
+        let _ = writeln!(s, "    addresses: [{}]", addrs.join(", "));
+        for e in &self.extra {
+            let _ = writeln!(s, "    {e}");
+        }
+        s
+    }
+
+    /// A whole config file with just this bond.
+    pub fn to_yaml(&self) -> String {
+        config_yaml(std::slice::from_ref(self))
+    }
+}
+
+/// A whole config file with these bonds.
+pub fn config_yaml(bonds: &[BondConfig]) -> String {
+    let mut s = String::from("bonds:\n");
+    for b in bonds {
+        s.push_str(&b.to_yaml_item());
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------
+// UDP streams (bdt-udp)
+
+/// The report line of `bdt-udp recv`, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct UdpReport {
+    pub fields: BTreeMap<String, f64>,
+    pub line: String,
+}
+
+impl UdpReport {
+    pub fn parse(text: &str) -> Option<UdpReport> {
+        let line = text.lines().rev().find(|l| l.contains("received="))?;
+        let mut fields = BTreeMap::new();
+        for kv in line.split_whitespace() {
+            if let Some((k, v)) = kv.split_once('=')
+                && let Ok(v) = v.parse::<f64>()
+            {
+                fields.insert(k.to_owned(), v);
+            }
+        }
+        Some(UdpReport {
+            fields,
+            line: line.to_owned(),
+        })
+    }
+
+    pub fn get(&self, key: &str) -> f64 {
+        *self
+            .fields
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in report {:?}", self.line))
+    }
+
+    pub fn received(&self) -> u64 {
+        self.get("received") as u64
+    }
+    pub fn lost(&self) -> u64 {
+        self.get("lost") as u64
+    }
+    pub fn duplicates(&self) -> u64 {
+        self.fields.get("duplicates").copied().unwrap_or(0.0) as u64
+    }
+    pub fn reordered(&self) -> u64 {
+        self.get("reordered") as u64
+    }
+    /// Longest interval between consecutive arrivals.
+    pub fn max_gap_ms(&self) -> f64 {
+        self.get("max_gap_ms")
+    }
+    /// Largest run of missing sequence numbers, in ms of the send rate.
+    pub fn loss_window_ms(&self) -> f64 {
+        self.get("loss_window_ms")
+    }
+}
+
+/// A running `bdt-udp recv`.
+#[derive(Debug)]
+pub struct UdpReceiver {
+    child: ChildGuard,
+    what: String,
+}
+
+impl UdpReceiver {
+    /// Starts `bdt-udp recv` in `ns` and waits until its socket is bound.
+    pub fn start(ns: &Netns, bind: &str, expect: u64, pps: u64, timeout: Duration) -> UdpReceiver {
+        let tool = udp_tool();
+        let mut child = ChildGuard::new(ns.spawn(
+            &[
+                tool.to_str().expect("utf-8 path"),
+                "recv",
+                "--bind",
+                bind,
+                "--expect",
+                &expect.to_string(),
+                "--pps",
+                &pps.to_string(),
+                "--timeout-ms",
+                &timeout.as_millis().to_string(),
+            ],
+            Stdio::piped(),
+            Stdio::piped(),
+        ));
+        // The tool prints "bound ..." on stderr once the socket is bound.
+        let stderr = child.child_mut().stderr.take().expect("stderr");
+        let mut r = BufReader::new(stderr);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        assert!(
+            line.starts_with("bound"),
+            "bdt-udp recv in {} on {bind} did not start: {line:?}",
+            ns.name()
+        );
+        // Keep draining stderr so the tool never blocks on it.
+        thread::spawn(move || {
+            let mut rest = String::new();
+            while r.read_line(&mut rest).map(|n| n > 0).unwrap_or(false) {
+                eprint!("bdt-udp recv: {rest}");
+                rest.clear();
+            }
+        });
+        UdpReceiver {
+            child,
+            what: format!("recv {bind} in {}", ns.name()),
+        }
+    }
+
+    /// Waits for the report (up to the receiver's own timeout plus 5 s).
+    pub fn finish(self) -> UdpReport {
+        let child = self.child.take();
+        let out = child.wait_with_output().expect("wait bdt-udp recv");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: exit {}: {text}",
+            self.what,
+            out.status
+        );
+        UdpReport::parse(&text).unwrap_or_else(|| panic!("{}: no report in {text:?}", self.what))
+    }
+}
+
+/// A running `bdt-udp send`.
+#[derive(Debug)]
+pub struct UdpSender {
+    child: ChildGuard,
+    what: String,
+}
+
+impl UdpSender {
+    pub fn start(ns: &Netns, dst: &str, pps: u64, count: u64) -> UdpSender {
+        let tool = udp_tool();
+        let child = ChildGuard::new(ns.spawn(
+            &[
+                tool.to_str().expect("utf-8 path"),
+                "send",
+                "--dst",
+                dst,
+                "--pps",
+                &pps.to_string(),
+                "--count",
+                &count.to_string(),
+            ],
+            Stdio::piped(),
+            Stdio::piped(),
+        ));
+        UdpSender {
+            child,
+            what: format!("send {dst} from {}", ns.name()),
+        }
+    }
+
+    /// Waits for the sender to finish; returns its summary line.
+    pub fn finish(self) -> String {
+        let child = self.child.take();
+        let out = child.wait_with_output().expect("wait bdt-udp send");
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            out.status.success(),
+            "{}: exit {}: {text} {}",
+            self.what,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+}
+
+/// Sends `count` datagrams at `pps` from `from` to `to_addr:port` (received in
+/// `to`) and returns the receiver's report.
+pub fn udp_stream(
+    from: &Netns,
+    to: &Netns,
+    to_ip: &str,
+    port: u16,
+    pps: u64,
+    count: u64,
+) -> UdpReport {
+    let bind = sockaddr(to_ip, port);
+    let secs = count / pps.max(1) + 5;
+    let rx = UdpReceiver::start(to, &bind, count, pps, Duration::from_secs(secs));
+    let tx = UdpSender::start(from, &bind, pps, count);
+    let sent = tx.finish();
+    let rep = rx.finish();
+    println!("  stream {bind}: sender: {sent}; receiver: {}", rep.line);
+    rep
+}
+
+/// `ip:port`, bracketing IPv6.
+pub fn sockaddr(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn harness_parses_link_state() {
+        let l = "3: s0@p0: <BROADCAST,MULTICAST,ALLMULTI,M-DOWN> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 1000\\    link/ether 42:8c:2c:86:c2:ef brd ff:ff:ff:ff:ff:ff promiscuity 0  allmulti 1 minmtu 68 maxmtu 65535 \\    veth addrgenmode eui64";
+        let s = LinkState::parse(l).unwrap();
+        assert_eq!(s.mac, "42:8c:2c:86:c2:ef");
+        assert_eq!(s.mtu, 1500);
+        assert!(s.allmulti_flag);
+        assert!(!s.promisc_flag);
+        assert_eq!(s.allmulti, 1);
+        assert_eq!(s.promiscuity, 0);
+    }
+
+    #[test]
+    fn harness_parses_reports() {
+        let r = UdpReport::parse(
+            "x\nreceived=1990 lost=10 max_gap_ms=3.5 loss_window_ms=2.5 reordered=0 duplicates=1\n",
+        )
+        .unwrap();
+        assert_eq!(r.received(), 1990);
+        assert_eq!(r.lost(), 10);
+        assert_eq!(r.duplicates(), 1);
+        assert!((r.max_gap_ms() - 3.5).abs() < 1e-9);
+        assert_eq!(
+            parse_ping_received("sent=5 received=4 max_rtt_ms=0.20"),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn harness_unique_names_fit() {
+        let a = unique_name("hp0");
+        let b = unique_name("hp0");
+        assert_ne!(a, b);
+        assert!(a.len() <= 15 && a.starts_with("bdt"));
+    }
+}

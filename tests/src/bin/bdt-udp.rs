@@ -1,0 +1,448 @@
+//! bdt-udp: one side of a sequence-numbered UDP stream, for bondd's tests.
+//!
+//! ```text
+//! bdt-udp send --dst IP:PORT --pps N --count N [--src-port P] [--size B] [--max-secs S]
+//! bdt-udp recv --bind IP:PORT --expect N --timeout-ms T [--pps N] [--idle-ms I]
+//! bdt-udp ping --dst IP --count N [--interval-ms I] [--timeout-ms T]
+//! ```
+//!
+//! `ping` is a minimal ICMP/ICMPv6 echo client on a raw socket (root), so the
+//! tests do not depend on iputils being installed. It prints
+//! `sent=N received=R max_rtt_ms=M`; a reply counts if it arrives within
+//! `--timeout-ms` (default 1000) of its request.
+//!
+//! Each datagram carries a u64 sequence number and the u64 CLOCK_MONOTONIC send
+//! time in ns (big-endian), padded to `--size` bytes (default 64). Sender and
+//! receiver run on the same machine (different network namespaces share the
+//! clock), so the timestamps are comparable.
+//!
+//! `send` paces by sending every datagram that is due and sleeping until the
+//! next is due (timer slack 1 µs), bounded by `--count` and by a hard time
+//! limit (`--max-secs`, default count/pps + 5 s, at most 300 s). It prints
+//! `sent=N errors=E elapsed_ms=T`; send errors (e.g. while a route is down)
+//! are counted, not fatal.
+//!
+//! `recv` prints `bound ADDR` on stderr once its socket is bound, receives until
+//! it has `--expect` distinct sequence numbers, until `--timeout-ms`, until it
+//! has seen the last sequence number and nothing came for 300 ms, or until
+//! nothing came for `--idle-ms` (default 2000) after the first datagram; then
+//! prints one line on stdout:
+//!
+//! `received=R lost=L max_gap_ms=G loss_window_ms=W reordered=O duplicates=D loss_window_ts_ms=S max_latency_ms=M`
+//!
+//! - `received`: distinct sequence numbers in [0, expect) received
+//! - `lost`: expect - received
+//! - `max_gap_ms`: longest interval between two consecutive arrivals
+//! - `loss_window_ms`: the longest run of missing sequence numbers (also at the
+//!   start and end of the stream) converted to ms by the send rate (`--pps`,
+//!   else estimated from the timestamps)
+//! - `loss_window_ts_ms`: for the longest run, the sender-clock time between the
+//!   datagrams received just before and just after it
+//! - `reordered`: datagrams that arrived after one with a higher sequence number
+//! - `duplicates`: datagrams whose sequence number had already arrived
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const HEADER: usize = 16;
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+struct Args {
+    mode: String,
+    kv: Vec<(String, String)>,
+}
+
+impl Args {
+    fn parse() -> Result<Args, String> {
+        let mut it = std::env::args().skip(1);
+        let mode = it.next().ok_or("missing mode: send, recv or ping")?;
+        let mut kv = Vec::new();
+        while let Some(k) = it.next() {
+            let key = k
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected argument {k:?}"))?
+                .to_owned();
+            let v = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
+            kv.push((key, v));
+        }
+        Ok(Args { mode, kv })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.kv
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn req<T: std::str::FromStr>(&self, key: &str) -> Result<T, String> {
+        let v = self
+            .get(key)
+            .ok_or_else(|| format!("--{key} is required"))?;
+        v.parse()
+            .map_err(|_| format!("bad value for --{key}: {v:?}"))
+    }
+
+    fn opt<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("bad value for --{key}: {v:?}")),
+        }
+    }
+
+    fn check_known(&self, known: &[&str]) -> Result<(), String> {
+        for (k, _) in &self.kv {
+            if !known.contains(&k.as_str()) {
+                return Err(format!("unknown option --{k} for {}", self.mode));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn send(a: &Args) -> Result<(), String> {
+    a.check_known(&["dst", "pps", "count", "src-port", "size", "max-secs"])?;
+    let dst: SocketAddr = a.req("dst")?;
+    let pps: u64 = a.req("pps")?;
+    let count: u64 = a.req("count")?;
+    let src_port: u16 = a.opt("src-port")?.unwrap_or(0);
+    let size: usize = a.opt("size")?.unwrap_or(64).clamp(HEADER, 9000);
+    if pps == 0 {
+        return Err("--pps must be > 0".into());
+    }
+    let default_max = (count / pps + 5).min(300);
+    let max_secs: u64 = a.opt("max-secs")?.unwrap_or(default_max).min(300);
+
+    let bind: SocketAddr = if dst.is_ipv6() {
+        format!("[::]:{src_port}").parse().expect("addr")
+    } else {
+        format!("0.0.0.0:{src_port}").parse().expect("addr")
+    };
+    let sock = UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
+    // SAFETY: prctl with an integer argument; affects only this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
+
+    let mut buf = vec![0u8; size];
+    let start = Instant::now();
+    let hard = Duration::from_secs(max_secs);
+    let interval_ns = 1_000_000_000f64 / pps as f64;
+    let mut seq = 0u64;
+    let mut errors = 0u64;
+    while seq < count {
+        let elapsed = start.elapsed();
+        if elapsed > hard {
+            eprintln!("bdt-udp send: hard time limit {max_secs} s reached at seq {seq}");
+            break;
+        }
+        let due = ((elapsed.as_nanos() as f64 / interval_ns) as u64 + 1).min(count);
+        // At most 64 datagrams per burst, so a stall does not become a flood.
+        let burst_end = due.min(seq + 64);
+        while seq < burst_end {
+            buf[..8].copy_from_slice(&seq.to_be_bytes());
+            buf[8..16].copy_from_slice(&now_ns().to_be_bytes());
+            if sock.send_to(&buf, dst).is_err() {
+                errors += 1;
+            }
+            seq += 1;
+        }
+        if seq >= count {
+            break;
+        }
+        let next_due = Duration::from_nanos((seq as f64 * interval_ns) as u64);
+        let now = start.elapsed();
+        if next_due > now {
+            let wait = next_due - now;
+            if wait > Duration::from_micros(60) {
+                std::thread::sleep(wait - Duration::from_micros(50));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    println!(
+        "sent={seq} errors={errors} elapsed_ms={:.1}",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn recv(a: &Args) -> Result<(), String> {
+    a.check_known(&["bind", "expect", "timeout-ms", "pps", "idle-ms"])?;
+    let bind: SocketAddr = a.req("bind")?;
+    let expect: u64 = a.req("expect")?;
+    let timeout_ms: u64 = a.req("timeout-ms")?;
+    let pps: Option<f64> = a.opt("pps")?;
+    let idle_ms: u64 = a.opt("idle-ms")?.unwrap_or(2000);
+    if expect == 0 || expect > 50_000_000 {
+        return Err("--expect must be in 1..=50000000".into());
+    }
+
+    let sock = UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
+    let rcvbuf: libc::c_int = 8 << 20;
+    // SAFETY: setsockopt on our socket with a pointer to a local c_int.
+    unsafe {
+        let p = &rcvbuf as *const libc::c_int as *const libc::c_void;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        if libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            p,
+            len,
+        ) != 0
+        {
+            libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, p, len);
+        }
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .map_err(|e| e.to_string())?;
+    eprintln!("bound {bind}");
+
+    let n = expect as usize;
+    // Send timestamp per sequence number; 0 = not received.
+    let mut ts = vec![0u64; n];
+    let mut received = 0u64;
+    let mut duplicates = 0u64;
+    let mut reordered = 0u64;
+    let mut out_of_range = 0u64;
+    let mut max_seq: Option<u64> = None;
+    let mut last_arrival: Option<u64> = None;
+    let mut max_gap_ns = 0u64;
+    let mut max_latency_ns = 0u64;
+    let mut buf = vec![0u8; 65536];
+
+    let start = Instant::now();
+    let deadline = start + Duration::from_millis(timeout_ms);
+    while received < expect && Instant::now() < deadline {
+        match sock.recv_from(&mut buf) {
+            Ok((len, _)) if len >= HEADER => {
+                let now = now_ns();
+                let seq = u64::from_be_bytes(buf[..8].try_into().expect("8"));
+                let sent = u64::from_be_bytes(buf[8..16].try_into().expect("8")).max(1);
+                if let Some(prev) = last_arrival {
+                    max_gap_ns = max_gap_ns.max(now.saturating_sub(prev));
+                }
+                last_arrival = Some(now);
+                max_latency_ns = max_latency_ns.max(now.saturating_sub(sent));
+                if seq >= expect {
+                    out_of_range += 1;
+                    continue;
+                }
+                if ts[seq as usize] != 0 {
+                    duplicates += 1;
+                    continue;
+                }
+                ts[seq as usize] = sent;
+                received += 1;
+                match max_seq {
+                    Some(m) if seq < m => reordered += 1,
+                    _ => max_seq = Some(seq),
+                }
+            }
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                if let Some(prev) = last_arrival {
+                    let idle = now_ns().saturating_sub(prev) / 1_000_000;
+                    let saw_last = ts[n - 1] != 0;
+                    if (saw_last && idle > 300) || idle > idle_ms {
+                        break;
+                    }
+                }
+            }
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+    }
+
+    // Send interval: given, or estimated from the first and last received.
+    let first = ts.iter().position(|&t| t != 0);
+    let last = ts.iter().rposition(|&t| t != 0);
+    let interval_ms = match (pps, first, last) {
+        (Some(p), _, _) if p > 0.0 => 1e3 / p,
+        (_, Some(f), Some(l)) if l > f => (ts[l] - ts[f]) as f64 / 1e6 / (l - f) as f64,
+        _ => 0.0,
+    };
+    // Longest run of missing sequence numbers, including head and tail.
+    let mut best_run = 0usize;
+    let mut best_ts_ms = 0f64;
+    let mut i = 0usize;
+    while i < n {
+        if ts[i] != 0 {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < n && ts[i] == 0 {
+            i += 1;
+        }
+        let run = i - s;
+        if run > best_run {
+            best_run = run;
+            best_ts_ms = if s > 0 && i < n {
+                (ts[i] - ts[s - 1]) as f64 / 1e6
+            } else {
+                run as f64 * interval_ms
+            };
+        }
+    }
+    let loss_window_ms = best_run as f64 * interval_ms;
+    if out_of_range > 0 {
+        eprintln!("bdt-udp recv: {out_of_range} datagrams with seq >= expect ignored");
+    }
+    println!(
+        "received={received} lost={} max_gap_ms={:.1} loss_window_ms={:.1} reordered={reordered} \
+         duplicates={duplicates} loss_window_ts_ms={:.1} max_latency_ms={:.1}",
+        expect - received,
+        max_gap_ns as f64 / 1e6,
+        loss_window_ms,
+        best_ts_ms,
+        max_latency_ns as f64 / 1e6,
+    );
+    Ok(())
+}
+
+fn icmp_checksum(data: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for c in data.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], 0])
+        };
+        sum += u32::from(w);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ping(a: &Args) -> Result<(), String> {
+    use std::net::IpAddr;
+    use std::os::fd::FromRawFd;
+    a.check_known(&["dst", "count", "interval-ms", "timeout-ms"])?;
+    let dst: IpAddr = a.req("dst")?;
+    let count: u16 = a.req("count")?;
+    let interval = Duration::from_millis(a.opt("interval-ms")?.unwrap_or(200u64).max(10));
+    let timeout = Duration::from_millis(a.opt("timeout-ms")?.unwrap_or(1000u64).clamp(10, 10_000));
+    let (family, proto) = match dst {
+        IpAddr::V4(_) => (libc::AF_INET, libc::IPPROTO_ICMP),
+        IpAddr::V6(_) => (libc::AF_INET6, libc::IPPROTO_ICMPV6),
+    };
+    // SAFETY: plain socket(2); the fd is owned by the UdpSocket below, which
+    // only uses generic sendto/recvfrom/setsockopt on it.
+    let sock = unsafe {
+        let fd = libc::socket(family, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto);
+        if fd < 0 {
+            return Err(format!("raw socket: {}", std::io::Error::last_os_error()));
+        }
+        UdpSocket::from_raw_fd(fd)
+    };
+    let id = (std::process::id() & 0xffff) as u16;
+    let to = SocketAddr::new(dst, 0);
+    let mut sent = 0u32;
+    let mut received = 0u32;
+    let mut max_rtt = Duration::ZERO;
+    let mut buf = [0u8; 2048];
+    for seq in 0..count {
+        let mut pkt = [0u8; 64];
+        pkt[0] = if dst.is_ipv4() { 8 } else { 128 };
+        pkt[4..6].copy_from_slice(&id.to_be_bytes());
+        pkt[6..8].copy_from_slice(&seq.to_be_bytes());
+        for (i, b) in pkt[8..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        if dst.is_ipv4() {
+            let c = icmp_checksum(&pkt);
+            pkt[2..4].copy_from_slice(&c.to_be_bytes());
+        } // the kernel fills in the ICMPv6 checksum
+        let t0 = Instant::now();
+        if sock.send_to(&pkt, to).is_ok() {
+            sent += 1;
+        }
+        let deadline = t0 + timeout;
+        let mut got = false;
+        while !got {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            sock.set_read_timeout(Some(deadline - now))
+                .map_err(|e| e.to_string())?;
+            let Ok((len, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            if from.ip() != dst {
+                continue;
+            }
+            let icmp = if dst.is_ipv4() {
+                let ihl = usize::from(buf[0] & 0x0f) * 4;
+                if len < ihl + 8 {
+                    continue;
+                }
+                &buf[ihl..len]
+            } else {
+                &buf[..len]
+            };
+            let reply_type = if dst.is_ipv4() { 0 } else { 129 };
+            if len >= 8
+                && icmp.len() >= 8
+                && icmp[0] == reply_type
+                && icmp[4..6] == id.to_be_bytes()
+                && icmp[6..8] == seq.to_be_bytes()
+            {
+                got = true;
+                received += 1;
+                max_rtt = max_rtt.max(t0.elapsed());
+            }
+        }
+        if seq + 1 < count {
+            let spent = t0.elapsed();
+            if spent < interval {
+                std::thread::sleep(interval - spent);
+            }
+        }
+    }
+    println!(
+        "sent={sent} received={received} max_rtt_ms={:.2}",
+        max_rtt.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let r = Args::parse().and_then(|a| match a.mode.as_str() {
+        "send" => send(&a),
+        "recv" => recv(&a),
+        "ping" => ping(&a),
+        m => Err(format!("unknown mode {m:?}: send, recv or ping")),
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bdt-udp: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

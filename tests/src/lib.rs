@@ -394,6 +394,23 @@ impl Netns {
         parse_ping_received(&text).unwrap_or(0)
     }
 
+    /// Runs `ip netns exec NS args...` with a time limit; a process still
+    /// running at the limit is killed and `status` is None.
+    pub fn exec_timeout<S: AsRef<OsStr>>(&self, args: &[S], timeout: Duration) -> TimedOutput {
+        let dir = TempDir::new();
+        let out_path = dir.path().join("stdout");
+        let err_path = dir.path().join("stderr");
+        let out = File::create(&out_path).expect("create stdout file");
+        let err = File::create(&err_path).expect("create stderr file");
+        let mut child = ChildGuard::new(self.spawn(args, Stdio::from(out), Stdio::from(err)));
+        let status = child.wait_timeout(timeout);
+        TimedOutput {
+            status,
+            stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+            stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+        }
+    }
+
     /// Kills processes still inside the namespace (all of them were started
     /// by this test, since the namespace is ours). Returns their pids.
     fn kill_leftovers(&self) -> Vec<i32> {
@@ -430,6 +447,15 @@ impl Drop for Netns {
             );
         }
     }
+}
+
+/// Result of [`Netns::exec_timeout`].
+#[derive(Debug)]
+pub struct TimedOutput {
+    /// None: it was still running at the time limit and was killed.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Parses `received=N` out of `bdt-udp ping`'s summary.
@@ -867,7 +893,9 @@ impl Bondd {
         self.signal_and_wait(libc::SIGKILL, Duration::from_secs(5))
     }
 
-    fn signal_and_wait(&mut self, sig: i32, timeout: Duration) -> ExitStatus {
+    /// Sends `sig` and waits up to `timeout` for bondd to exit; panics with
+    /// the log if it does not (it is SIGKILLed then).
+    pub fn signal_and_wait(&mut self, sig: i32, timeout: Duration) -> ExitStatus {
         if let Some(st) = self.exit {
             return st;
         }

@@ -8,3 +8,5 @@ pub mod config;
 pub mod link;
 pub mod select;
 pub mod time;
+
+pub use time::Instant;

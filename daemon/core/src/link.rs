@@ -439,4 +439,44 @@ mod tests {
         assert_eq!(m.state(1), Down);
         assert_eq!(m.poll(ms(100)), vec![ev(0, Fail, Down, 100)]);
     }
+
+    /// Random carrier flaps (fixed seed) against invariants that must hold
+    /// whatever the order of events.
+    #[test]
+    fn random_flaps_keep_invariants() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        let mut m = LinkMonitor::new(3, d(300), d(200));
+        let mut downs = [0u32; 3];
+        let mut states = [Down; 3];
+        let mut now = 0;
+        for _ in 0..5000 {
+            now += next(150);
+            let mut events = m.poll(ms(now));
+            if next(2) == 0 {
+                let slave = next(3) as usize;
+                events.extend(m.carrier(slave, next(2) == 0, ms(now)));
+            }
+            for e in events {
+                assert_eq!(states[e.slave], e.from, "events chain per slave");
+                assert!(e.at <= ms(now));
+                states[e.slave] = e.to;
+                downs[e.slave] += u32::from(e.to == Down);
+            }
+            for i in 0..3 {
+                assert_eq!(m.state(i), states[i]);
+                assert_eq!(m.link_failure_count(i), downs[i]);
+            }
+            let pending = (0..3).any(|i| matches!(m.state(i), Fail | Back));
+            assert_eq!(m.next_deadline().is_some(), pending);
+            assert!(m.next_deadline().is_none_or(|t| t > ms(now)));
+        }
+        assert!(
+            downs.iter().all(|&n| n > 10),
+            "the walk exercised failures: {downs:?}"
+        );
+    }
 }

@@ -243,7 +243,8 @@ mod tests {
     #[test]
     fn reselect_failure_keeps_current_while_up() {
         let mut s = Selector::new(Some(0), PrimaryReselect::Failure);
-        assert_eq!(active(s.choose(&[v(Down), v(Up)], Some(0))), Some(1)); // force consumed? no: primary down
+        // A choice with the primary down does not consume force_primary.
+        assert_eq!(active(s.choose(&[v(Down), v(Up)], Some(0))), Some(1));
         assert_eq!(
             active(s.choose(&[v(Up), v(Up)], Some(1))),
             Some(0),
@@ -258,9 +259,7 @@ mod tests {
     #[test]
     fn reselect_better_compares_speed_then_duplex() {
         let mut s = Selector::new(Some(0), PrimaryReselect::Better);
-        s.choose(&[v(Down), v(Up)], None);
-        s.set_reselect(PrimaryReselect::Better);
-        // Force consumed by a choice where the primary was up.
+        // Consume force_primary with a choice where the primary is up.
         let _ = s.choose(&[fast(Up, 1000, true), fast(Up, 1000, true)], None);
         let cur = Some(1);
         assert_eq!(

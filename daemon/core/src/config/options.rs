@@ -629,7 +629,7 @@ pub(super) fn parse_bond(
     if !failed.contains("mode") {
         check_modes(cx, bond, &cfg, &resolved);
     }
-    check_bond(cx, &label, &mut cfg, &failed);
+    check_bond(cx, &label, &mut cfg, &failed, limits);
     cfg
 }
 
@@ -759,7 +759,13 @@ fn check_modes(cx: &mut Cx<'_>, bond: Option<&str>, cfg: &BondConfig, resolved: 
 }
 
 /// Checks across options of one bond, and the kernel's normalisations.
-fn check_bond(cx: &mut Cx<'_>, label: &str, cfg: &mut BondConfig, failed: &BTreeSet<&'static str>) {
+fn check_bond(
+    cx: &mut Cx<'_>,
+    label: &str,
+    cfg: &mut BondConfig,
+    failed: &BTreeSet<&'static str>,
+    limits: &Limits,
+) {
     let bond = Some(label);
     if cfg.miimon > 0 && cfg.arp_interval > 0 {
         cx.err(
@@ -850,6 +856,16 @@ fn check_bond(cx: &mut Cx<'_>, label: &str, cfg: &mut BondConfig, failed: &BTree
             label,
             Some("xmit_hash_policy"),
             "has effect in tlb/alb only with `tlb_dynamic_lb: off`",
+        );
+    }
+    if !cfg.explicit.contains("mtu") && cfg.mtu > limits.max_mtu {
+        cx.err(
+            bond,
+            Some("mtu"),
+            format!(
+                "the default MTU {} is too large: XDP on the slaves allows at most {}; set `mtu:`",
+                cfg.mtu, limits.max_mtu
+            ),
         );
     }
     check_gateways(cx, bond, cfg);

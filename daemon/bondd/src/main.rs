@@ -1,1 +1,264 @@
-fn main(){}
+//! bondd: Linux link bonding in userspace on AF_XDP.
+#![forbid(unsafe_code)]
+
+mod bond;
+mod dataplane;
+mod demo;
+mod netlink;
+mod notify;
+mod state;
+
+use anyhow::{Context, Result};
+use bond::Bond;
+use bondd_core::config::{self, Limits};
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use netlink::{LinkEvent, Net};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bondd",
+    version,
+    about = "Linux link bonding in userspace on AF_XDP",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Bond configuration (YAML). Runs the bonds it describes.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Where bondd records what it changed on the slaves, to restore it.
+    #[arg(long, default_value = "/run/bondd")]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Validate a configuration without touching the system.
+    Check {
+        /// Bond configuration (YAML).
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+    /// Self-contained demo on veth pairs in network namespaces.
+    Demo {
+        /// Seconds of traffic before and after the link failure.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BONDD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_mtu: bond::MAX_MTU,
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<config::Config, String> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    let cfg = config::parse(&text, &file, &limits()).map_err(|e| e.to_string())?;
+    let mut errs = Vec::new();
+    for b in &cfg.bonds {
+        if let Err(e) = bond::check_supported(b) {
+            errs.push(format!("{file}: {e}"));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs.join("\n"));
+    }
+    Ok(cfg)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    match cli.cmd {
+        Some(Cmd::Check { config }) => match load_config(&config) {
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    warn!("{w}");
+                }
+                println!(
+                    "{}: ok ({} bond{})",
+                    config.display(),
+                    cfg.bonds.len(),
+                    if cfg.bonds.len() == 1 { "" } else { "s" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Some(Cmd::Demo { seconds }) => match demo::run(seconds) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("demo failed: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        None => {
+            let Some(path) = cli.config else {
+                eprintln!(
+                    "bondd: no --config given. Run `bondd --config bond.yaml`, `bondd check --config bond.yaml`, or `bondd demo` for a self-contained demo."
+                );
+                return ExitCode::from(2);
+            };
+            run(path, cli.state_dir)
+        }
+    }
+}
+
+fn run(path: PathBuf, state_dir: PathBuf) -> ExitCode {
+    let cfg = match load_config(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    for w in &cfg.warnings {
+        warn!("{w}");
+    }
+    if !bondd_xdp::sys::is_root() {
+        eprintln!("bondd: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) to attach XDP and open AF_XDP sockets");
+        return ExitCode::from(1);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bondd: starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let file = path.display().to_string();
+    match rt.block_on(serve(cfg, &file, state_dir)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(cfg: config::Config, file: &str, state_dir: PathBuf) -> Result<()> {
+    let mut net = Net::open()?;
+    let mut events = net.take_events();
+    // Every check before any change: a bad slave or a busy interface leaves
+    // the system untouched.
+    for b in &cfg.bonds {
+        bond::preflight(&net, b, &state_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
+    }
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+
+    let mut bonds: Vec<Bond> = Vec::new();
+    for b in cfg.bonds {
+        let name = b.name.clone();
+        let started = async {
+            bond::cleanup_stale(&net, &b, &state_dir).await?;
+            Bond::start(&net, b, &state_dir).await
+        }
+        .await;
+        match started {
+            Ok(bd) => bonds.push(bd),
+            Err(e) => {
+                for mut bd in bonds {
+                    bd.teardown(&net).await;
+                }
+                return Err(e.context(format!("{file}: bond \"{name}\"")));
+            }
+        }
+    }
+    info!(
+        bonds = bonds.len(),
+        "bondd ready: {}",
+        bonds
+            .iter()
+            .map(|b| format!("{} active {}", b.cfg.name, b.active_name().unwrap_or("none")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let mut report = tokio::time::interval(Duration::from_secs(60));
+    report.tick().await;
+    loop {
+        let now = bond::now();
+        let wait = bonds
+            .iter()
+            .filter_map(|b| b.next_deadline())
+            .min()
+            .map(|d| Duration::from_nanos(d.0.saturating_sub(now.0)))
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1));
+        tokio::select! {
+            ev = events.next() => {
+                let Some(ev) = ev else {
+                    error!("netlink event stream ended");
+                    break;
+                };
+                match ev {
+                    LinkEvent::Changed(l) => {
+                        for b in bonds.iter_mut() {
+                            if let Some(i) = b.slave_index(l.index) {
+                                b.on_carrier(&net, i, l.carrier).await;
+                            }
+                        }
+                    }
+                    LinkEvent::Removed { index, .. } => {
+                        for b in bonds.iter_mut() {
+                            if let Some(i) = b.slave_index(index) {
+                                b.on_slave_removed(&net, i).await;
+                            }
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep(wait) => {
+                for b in bonds.iter_mut() {
+                    b.on_tick(&net).await;
+                }
+            }
+            _ = report.tick() => {
+                for b in &bonds {
+                    info!(bond = %b.cfg.name, failovers = b.failovers(), "{}", b.summary());
+                }
+            }
+            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
+            _ = sighup.recv() => {
+                warn!("SIGHUP: configuration reload is not implemented yet; keeping the running configuration");
+            }
+        }
+    }
+    for mut b in bonds {
+        info!(bond = %b.cfg.name, failovers = b.failovers(), "{}", b.summary());
+        b.teardown(&net).await;
+    }
+    // Keep the netlink connection alive until teardown is done.
+    let _ = &mut net;
+    info!("bondd stopped");
+    Ok(())
+}

@@ -1,0 +1,816 @@
+//! The control plane of one bond: checks before touching anything, setting
+//! up the logical interface, the slaves, the sockets and the XDP programs,
+//! reacting to carrier changes with the pure core's rules, and restoring
+//! everything on the way out.
+
+use crate::{
+    dataplane::{Inject, LogicalIo, PortStats, Snapshot, Worker, WorkerCtl},
+    netlink::{LinkInfoView, Net},
+    notify,
+    state::{self, BondState, SavedSlave},
+};
+use anyhow::{Context, Result, anyhow, bail};
+use bondd_core::{
+    config::{BondConfig, FailOverMac, InterfaceKind, Mode, format_mac},
+    link::{LinkEvent, LinkMonitor, LinkState},
+    select::{Selector, SlaveView},
+    time::Instant,
+};
+use bondd_xdp::{
+    AttachMode, CopyMode, RingSizes, Umem, XdpPort, Xsk,
+    program::{PROGRAM_NAME, program_name},
+    sys::{self, EventFd, Tap},
+};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc::{SyncSender, sync_channel},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+use tracing::{error, info, warn};
+
+/// UMEM chunk size: room for a 3500-byte MTU frame after the kernel's headroom.
+const FRAME_SIZE: u32 = 4096;
+/// UMEM frames per socket: a full fill ring plus as many in flight.
+const FRAMES_PER_SOCKET: u32 = 4096;
+/// The largest MTU bondd accepts: single-buffer XDP in a 4 KiB page leaves
+/// about 3.5 KB for the frame on common drivers (veth: 3506 bytes).
+pub const MAX_MTU: u32 = 3500;
+/// Marks links bondd created, so a restart can tell its leftovers from an
+/// operator's interface of the same name.
+const ALIAS_PREFIX: &str = "bondd:";
+
+/// The control plane's clock: CLOCK_MONOTONIC, handed to the pure core.
+pub fn now() -> Instant {
+    Instant(sys::monotonic_ns())
+}
+
+/// Name of the far end of the logical veth pair (IFNAMSIZ-safe).
+pub fn peer_name(bond: &str) -> String {
+    if bond.len() <= 12 {
+        format!("{bond}-dp")
+    } else {
+        // FNV-1a keeps it stable and unique enough within a namespace.
+        let mut h: u32 = 0x811c9dc5;
+        for b in bond.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        format!("bdp{h:08x}")
+    }
+}
+
+/// Everything that the daemon refuses before it changes anything.
+pub async fn preflight(net: &Net, cfg: &BondConfig, state_dir: &Path) -> Result<()> {
+    match cfg.mode {
+        Mode::ActiveBackup => {}
+        other => bail!(
+            "bond {}: mode {} is not implemented yet in bondd (only active-backup runs today)",
+            cfg.name,
+            other.kernel_name()
+        ),
+    }
+    if cfg.arp_interval > 0 {
+        bail!(
+            "bond {}: arp_interval: ARP monitoring is not implemented yet; use miimon (carrier is always watched)",
+            cfg.name
+        );
+    }
+    if cfg.fail_over_mac != FailOverMac::None {
+        bail!(
+            "bond {}: fail_over_mac: only `none` is implemented yet",
+            cfg.name
+        );
+    }
+    for s in &cfg.slaves {
+        let Some(l) = net.link_by_name(s).await? else {
+            bail!("bond {}: slaves: slave {s} does not exist", cfg.name);
+        };
+        if l.kind.as_deref() == Some("bond") || s == "lo" {
+            bail!("bond {}: slaves: {s} cannot be a slave", cfg.name);
+        }
+        if let Some(id) = l.xdp_prog_id {
+            let name = program_name(id).unwrap_or_default();
+            if name != PROGRAM_NAME {
+                bail!(
+                    "bond {}: slaves: {s} already has an XDP program attached ({} id {id}); bondd will not replace it",
+                    cfg.name,
+                    if name.is_empty() { "unnamed" } else { &name }
+                );
+            }
+        }
+    }
+    let st_path = state::path(state_dir, sys::netns_id(), &cfg.name);
+    if let Some(st) = state::load(&st_path).ok().flatten()
+        && state::pid_is_live_bondd(st.pid)
+    {
+        bail!(
+            "bond {} is already run by bondd pid {} in this namespace",
+            cfg.name,
+            st.pid
+        );
+    }
+    for name in [cfg.name.clone(), peer_name(&cfg.name)] {
+        if let Some(l) = net.link_by_name(&name).await?
+            && !is_ours(&l, &cfg.name)
+        {
+            bail!(
+                "bond {}: interface {name} already exists and was not created by bondd",
+                cfg.name
+            );
+        }
+    }
+    Ok(())
+}
+
+fn is_ours(l: &LinkInfoView, bond: &str) -> bool {
+    l.alias.as_deref() == Some(&format!("{ALIAS_PREFIX}{bond}"))
+}
+
+/// Undoes what a killed bondd left: restores the slaves recorded in its
+/// state file, detaches a leftover bondd XDP program, deletes the old logical
+/// interface.
+pub async fn cleanup_stale(net: &Net, cfg: &BondConfig, state_dir: &Path) -> Result<()> {
+    let st_path = state::path(state_dir, sys::netns_id(), &cfg.name);
+    match state::load(&st_path) {
+        Ok(Some(st)) => {
+            warn!(bond = %cfg.name, pid = st.pid, "found state of a bondd that did not exit cleanly; restoring its slaves");
+            for s in &st.slaves {
+                if let Some(l) = net.link_by_name(&s.name).await? {
+                    restore_slave(net, &l, s).await;
+                }
+            }
+            let _ = std::fs::remove_file(&st_path);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            warn!(bond = %cfg.name, "ignoring unreadable state file: {e:#}");
+            let _ = std::fs::remove_file(&st_path);
+        }
+    }
+    for s in &cfg.slaves {
+        if let Some(l) = net.link_by_name(s).await?
+            && let Some(id) = l.xdp_prog_id
+            && program_name(id).as_deref() == Some(PROGRAM_NAME)
+        {
+            warn!(slave = %s, prog_id = id, "detaching a leftover bondd XDP program");
+            net.detach_xdp(l.index).await?;
+        }
+    }
+    for name in [cfg.name.clone(), peer_name(&cfg.name)] {
+        if let Some(l) = net.link_by_name(&name).await?
+            && is_ours(&l, &cfg.name)
+        {
+            warn!(link = %name, "deleting a leftover logical interface");
+            net.del_link(l.index).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn restore_slave(net: &Net, l: &LinkInfoView, s: &SavedSlave) {
+    let idx = l.index;
+    if l.mac != Some(s.mac)
+        && let Err(e) = net.set_mac(idx, s.mac).await
+    {
+        warn!(slave = %s.name, "restoring MAC: {e:#}");
+    }
+    if l.mtu != s.mtu
+        && let Err(e) = net.set_mtu(idx, s.mtu).await
+    {
+        warn!(slave = %s.name, "restoring MTU: {e:#}");
+    }
+    if let Err(e) = net.set_flags(idx, s.promisc, s.allmulti).await {
+        warn!(slave = %s.name, "restoring flags: {e:#}");
+    }
+    if l.up != s.up
+        && let Err(e) = net.set_up(idx, s.up).await
+    {
+        warn!(slave = %s.name, "restoring up/down: {e:#}");
+    }
+}
+
+struct SlaveRt {
+    name: String,
+    index: u32,
+    saved: SavedSlave,
+    xdp: Option<XdpPort>,
+    speed: Option<u32>,
+    duplex: Option<bool>,
+}
+
+enum LogicalRt {
+    Veth {
+        index: u32,
+        peer_index: u32,
+        peer_xdp: Option<XdpPort>,
+    },
+    Tap {
+        index: u32,
+    },
+}
+
+/// A running bond.
+pub struct Bond {
+    /// Its configuration.
+    pub cfg: BondConfig,
+    slaves: Vec<SlaveRt>,
+    logical: Option<LogicalRt>,
+    monitor: LinkMonitor,
+    selector: Selector,
+    active: Option<usize>,
+    snap_tx: Option<SyncSender<Snapshot>>,
+    inject_tx: Option<SyncSender<Inject>>,
+    wake: Arc<EventFd>,
+    stop: Arc<AtomicBool>,
+    worker: Option<JoinHandle<Worker<Xsk>>>,
+    slave_stats: Vec<Arc<PortStats>>,
+    logical_stats: Option<Arc<PortStats>>,
+    state_path: PathBuf,
+    failovers: u64,
+    /// Peer notifications still to send: (when, how many left).
+    notify_due: Option<(Instant, u8)>,
+    next_miimon: Option<Instant>,
+    mac: [u8; 6],
+}
+
+impl Bond {
+    /// Sets the bond up. On error, what was done is undone before returning.
+    pub async fn start(net: &Net, cfg: BondConfig, state_dir: &Path) -> Result<Self> {
+        let n = cfg.slaves.len();
+        let mut selector = Selector::new(
+            cfg.primary
+                .as_ref()
+                .and_then(|p| cfg.slaves.iter().position(|s| s == p)),
+            cfg.primary_reselect,
+        );
+        let _ = &mut selector;
+        let mut bond = Bond {
+            monitor: LinkMonitor::new(
+                n,
+                Duration::from_millis(u64::from(cfg.updelay)),
+                Duration::from_millis(u64::from(cfg.downdelay)),
+            ),
+            selector,
+            slaves: Vec::new(),
+            logical: None,
+            active: None,
+            snap_tx: None,
+            inject_tx: None,
+            wake: Arc::new(EventFd::new().context("eventfd")?),
+            stop: Arc::new(AtomicBool::new(false)),
+            worker: None,
+            slave_stats: Vec::new(),
+            logical_stats: None,
+            state_path: state::path(state_dir, sys::netns_id(), &cfg.name),
+            failovers: 0,
+            notify_due: None,
+            next_miimon: None,
+            mac: cfg.bond_mac(),
+            cfg,
+        };
+        match bond.setup(net).await {
+            Ok(()) => Ok(bond),
+            Err(e) => {
+                error!(bond = %bond.cfg.name, "setup failed, undoing: {e:#}");
+                bond.teardown(net).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn setup(&mut self, net: &Net) -> Result<()> {
+        let name = self.cfg.name.clone();
+        // 1. Record the slaves' original settings before touching them.
+        for s in &self.cfg.slaves {
+            let l = crate::netlink::require_link(net, s, "slave").await?;
+            let (speed, duplex) = sys::link_speed(s);
+            self.slaves.push(SlaveRt {
+                name: s.clone(),
+                index: l.index,
+                saved: SavedSlave {
+                    name: s.clone(),
+                    mac: l.mac.unwrap_or([0; 6]),
+                    mtu: l.mtu,
+                    up: l.up,
+                    promisc: l.promisc,
+                    allmulti: l.allmulti,
+                },
+                xdp: None,
+                speed,
+                duplex,
+            });
+        }
+        state::store(
+            &self.state_path,
+            &BondState {
+                pid: std::process::id(),
+                logical: name.clone(),
+                slaves: self.slaves.iter().map(|s| s.saved.clone()).collect(),
+            },
+        )?;
+
+        // 2. The logical interface.
+        let alias = format!("{ALIAS_PREFIX}{name}");
+        let mut tap = None;
+        match self.cfg.interface {
+            InterfaceKind::Veth => {
+                let peer = peer_name(&name);
+                net.add_veth(&name, &peer).await?;
+                let l = crate::netlink::require_link(net, &name, "logical interface").await?;
+                let p = crate::netlink::require_link(net, &peer, "logical interface peer").await?;
+                self.logical = Some(LogicalRt::Veth {
+                    index: l.index,
+                    peer_index: p.index,
+                    peer_xdp: None,
+                });
+                net.set_alias(l.index, &alias).await?;
+                net.set_alias(p.index, &alias).await?;
+                net.set_mac(l.index, self.mac).await?;
+                net.set_mtu(l.index, self.cfg.mtu).await?;
+                net.set_mtu(p.index, self.cfg.mtu).await?;
+                sys::set_tx_checksum(&name, false)
+                    .with_context(|| format!("turning TX checksum offload off on {name}"))?;
+            }
+            InterfaceKind::Tap => {
+                let t = Tap::create(&name).with_context(|| format!("creating TAP {name}"))?;
+                let l = crate::netlink::require_link(net, &name, "logical interface").await?;
+                self.logical = Some(LogicalRt::Tap { index: l.index });
+                net.set_alias(l.index, &alias).await?;
+                net.set_mac(l.index, self.mac).await?;
+                net.set_mtu(l.index, self.cfg.mtu).await?;
+                tap = Some(t);
+            }
+        }
+
+        // 3. Slaves carry the bond MAC (fail_over_mac=none) and accept all
+        // multicast, since the host's multicast list is on bond0, not on them.
+        for s in &self.slaves {
+            net.set_mac(s.index, self.mac)
+                .await
+                .with_context(|| format!("setting bond MAC on slave {}", s.name))?;
+            net.set_mtu(s.index, self.cfg.mtu).await.with_context(|| {
+                format!(
+                    "setting MTU {} on slave {} (mtu: the slave refuses it)",
+                    self.cfg.mtu, s.name
+                )
+            })?;
+            net.set_flags(s.index, s.saved.promisc, true).await?;
+            net.set_up(s.index, true).await?;
+        }
+
+        // 4. Sockets, zero-copy first.
+        let (umem, slave_socks, logical_socks, copy_mode) = match self.open_sockets(CopyMode::ZeroCopy) {
+            Ok(v) => v,
+            Err(zc) => {
+                info!(bond = %name, "zero-copy not available ({zc:#}); using copy mode");
+                self.open_sockets(CopyMode::Copy)?
+            }
+        };
+
+        // 5. XDP programs: load, register sockets, attach (native, else generic).
+        for (i, socks) in slave_socks.iter().enumerate() {
+            let s = &mut self.slaves[i];
+            let mut port = XdpPort::load()?;
+            for x in socks {
+                port.register_socket(x.queue(), x.raw_fd())?;
+            }
+            let mode = port.attach(&s.name, s.index, false)?;
+            info!(bond = %name, slave = %s.name, xdp = %mode, af_xdp = %copy_mode, queues = socks.len(), "slave attached");
+            s.xdp = Some(port);
+        }
+        if let Some(LogicalRt::Veth {
+            peer_index,
+            peer_xdp,
+            ..
+        }) = &mut self.logical
+        {
+            let mut port = XdpPort::load()?;
+            for x in logical_socks.iter() {
+                port.register_socket(x.queue(), x.raw_fd())?;
+            }
+            port.set_deliver(true)?;
+            let peer = peer_name(&name);
+            let mode = port.attach(&peer, *peer_index, false)?;
+            info!(bond = %name, link = %peer, xdp = %mode, af_xdp = %copy_mode, "logical interface attached");
+            if mode == AttachMode::Generic {
+                warn!(bond = %name, "native XDP unavailable on the logical veth; generic mode is slower");
+            }
+            *peer_xdp = Some(port);
+        }
+
+        // 6. The worker.
+        let logical_io = match tap {
+            Some(t) => LogicalIo::Tap(t),
+            None => LogicalIo::Xsk(logical_socks),
+        };
+        let worker = Worker::new(umem, slave_socks, logical_io);
+        self.slave_stats = worker.slave_stats();
+        self.logical_stats = Some(worker.logical_stats());
+        let (snap_tx, snap_rx) = sync_channel(64);
+        let (inj_tx, inj_rx) = sync_channel(256);
+        let ctl = WorkerCtl {
+            snapshots: snap_rx,
+            inject: inj_rx,
+            stop: self.stop.clone(),
+            wake: self.wake.clone(),
+        };
+        self.snap_tx = Some(snap_tx);
+        self.inject_tx = Some(inj_tx);
+        let handle = std::thread::Builder::new()
+            .name(format!("bondd-{name}"))
+            .spawn(move || worker.run(ctl))
+            .context("starting the worker thread")?;
+        self.worker = Some(handle);
+
+        // 7. Link state and the first active slave.
+        let t = now();
+        for (i, s) in self.slaves.iter().enumerate() {
+            let l = net.link_by_index(s.index).await?.context("slave vanished")?;
+            self.monitor.set_initial(i, l.carrier);
+            info!(bond = %name, slave = %s.name, carrier = l.carrier, "initial link state");
+        }
+        self.reselect(net, t, "start").await;
+
+        // 8. Bring the logical interface up with its addresses.
+        match &self.logical {
+            Some(LogicalRt::Veth {
+                index, peer_index, ..
+            }) => {
+                net.set_up(*peer_index, true).await?;
+                net.set_up(*index, true).await?;
+            }
+            Some(LogicalRt::Tap { index }) => net.set_up(*index, true).await?,
+            None => {}
+        }
+        let idx = self.logical_index().expect("set above");
+        for a in &self.cfg.addresses {
+            net.add_address(idx, a.addr, a.prefix).await?;
+        }
+        for g in &self.cfg.gateways {
+            net.add_default_route(idx, *g).await?;
+        }
+        if self.cfg.miimon > 0 {
+            self.next_miimon = t.checked_add(Duration::from_millis(u64::from(self.cfg.miimon)));
+        }
+        // Tell the switch where the bond is now that it has addresses.
+        if self.active.is_some() {
+            self.notify_due = Some((now(), self.cfg.num_grat_arp.max(1)));
+        }
+        info!(bond = %name, mac = %format_mac(&self.mac), mtu = self.cfg.mtu, mode = %self.cfg.mode.kernel_name(), "bond up");
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn open_sockets(&self, mode: CopyMode) -> Result<(Umem, Vec<Vec<Xsk>>, Vec<Xsk>, CopyMode)> {
+        let sizes = RingSizes::default();
+        let mut plan: Vec<(Option<usize>, u32, u32)> = Vec::new(); // (slave, ifindex, queue)
+        for (i, s) in self.slaves.iter().enumerate() {
+            for q in 0..sys::rx_queue_count(&s.name) {
+                plan.push((Some(i), s.index, q));
+            }
+        }
+        if let Some(LogicalRt::Veth { peer_index, .. }) = &self.logical {
+            for q in 0..sys::rx_queue_count(&peer_name(&self.cfg.name)) {
+                plan.push((None, *peer_index, q));
+            }
+        }
+        let umem = Umem::new(FRAME_SIZE, FRAMES_PER_SOCKET * plan.len() as u32)
+            .context("allocating the UMEM")?;
+        let mut slave_socks: Vec<Vec<Xsk>> = (0..self.slaves.len()).map(|_| Vec::new()).collect();
+        let mut logical = Vec::new();
+        let mut owner: Option<Xsk> = None;
+        let mut owner_slot = None;
+        for (slave, ifindex, q) in plan {
+            let x = match &owner {
+                None => Xsk::owner(&umem, ifindex, q, sizes, mode)?,
+                Some(o) => Xsk::shared(o, ifindex, q, sizes)?,
+            };
+            if owner.is_none() {
+                owner = Some(x);
+                owner_slot = Some(slave);
+                continue;
+            }
+            match slave {
+                Some(i) => slave_socks[i].push(x),
+                None => logical.push(x),
+            }
+        }
+        // The owner goes first in its slave's list: it is socket queue 0.
+        if let (Some(o), Some(slot)) = (owner, owner_slot) {
+            match slot {
+                Some(i) => slave_socks[i].insert(0, o),
+                None => logical.insert(0, o),
+            }
+        }
+        Ok((umem, slave_socks, logical, mode))
+    }
+
+    fn logical_index(&self) -> Option<u32> {
+        match &self.logical {
+            Some(LogicalRt::Veth { index, .. }) | Some(LogicalRt::Tap { index }) => Some(*index),
+            None => None,
+        }
+    }
+
+    /// The interfaces this bond watches, to route link events.
+    pub fn slave_index(&self, ifindex: u32) -> Option<usize> {
+        self.slaves.iter().position(|s| s.index == ifindex)
+    }
+
+    /// A carrier change of slave `i`.
+    pub async fn on_carrier(&mut self, net: &Net, i: usize, carrier: bool) {
+        let t = now();
+        let events = self.monitor.carrier(i, carrier, t);
+        self.apply(net, events, t).await;
+    }
+
+    async fn apply(&mut self, net: &Net, events: Vec<LinkEvent>, t: Instant) {
+        if events.is_empty() {
+            return;
+        }
+        for e in &events {
+            let s = &self.slaves[e.slave].name;
+            match e.to {
+                LinkState::Down => warn!(bond = %self.cfg.name, slave = %s, "link status definitely down, disabling slave"),
+                LinkState::Up => info!(bond = %self.cfg.name, slave = %s, "link status definitely up"),
+                LinkState::Fail => info!(bond = %self.cfg.name, slave = %s, downdelay_ms = self.cfg.downdelay, "link status down, disabling slave in {} ms", self.cfg.downdelay),
+                LinkState::Back => info!(bond = %self.cfg.name, slave = %s, updelay_ms = self.cfg.updelay, "link status up, enabling it in {} ms", self.cfg.updelay),
+            }
+        }
+        self.reselect(net, t, "link change").await;
+    }
+
+    /// Timer work: delay expiries, miimon re-checks, peer notifications.
+    pub async fn on_tick(&mut self, net: &Net) {
+        let t = now();
+        let events = self.monitor.poll(t);
+        self.apply(net, events, t).await;
+        if let Some(due) = self.next_miimon
+            && t >= due
+        {
+            // The periodic re-check miimon asks for, on top of events:
+            // catches a carrier change whose event was lost.
+            for i in 0..self.slaves.len() {
+                if let Ok(Some(l)) = net.link_by_index(self.slaves[i].index).await {
+                    let usable = self.monitor.state(i).is_usable()
+                        || self.monitor.state(i) == LinkState::Back;
+                    if l.carrier != usable {
+                        let ev = self.monitor.carrier(i, l.carrier, t);
+                        self.apply(net, ev, t).await;
+                    }
+                }
+            }
+            self.next_miimon = t.checked_add(Duration::from_millis(u64::from(self.cfg.miimon)));
+        }
+        if let Some((due, left)) = self.notify_due
+            && t >= due
+        {
+            self.send_peer_notifications(net).await;
+            self.notify_due = if left > 1 {
+                let gap = if self.cfg.peer_notif_delay > 0 {
+                    self.cfg.peer_notif_delay
+                } else if self.cfg.miimon > 0 {
+                    self.cfg.miimon
+                } else {
+                    100
+                };
+                Some((t.checked_add(Duration::from_millis(u64::from(gap))).unwrap_or(t), left - 1))
+            } else {
+                None
+            };
+        }
+    }
+
+    /// When the control loop must wake for this bond next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.monitor.next_deadline(),
+            self.next_miimon,
+            self.notify_due.map(|(t, _)| t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    async fn reselect(&mut self, net: &Net, t: Instant, why: &str) {
+        let views: Vec<SlaveView> = (0..self.slaves.len())
+            .map(|i| SlaveView {
+                state: self.monitor.state(i),
+                speed_mbps: self.slaves[i].speed,
+                full_duplex: self.slaves[i].duplex,
+                prio: 0,
+                remaining_updelay: self.monitor.remaining_updelay(i, t),
+            })
+            .collect();
+        let choice = self.selector.choose(&views, self.active);
+        if choice.promote_from_back
+            && let Some(a) = choice.active
+        {
+            let early = self.monitor.remaining_updelay(a, t).unwrap_or_default();
+            self.monitor.promote(a);
+            warn!(bond = %self.cfg.name, slave = %self.slaves[a].name, "making interface the new active one {} ms earlier", early.as_millis());
+        }
+        if choice.active == self.active {
+            // Delivery may still change (all_slaves_active follows link state).
+            self.publish();
+            return;
+        }
+        let old = self.active;
+        self.active = choice.active;
+        self.publish();
+        let name = |i: Option<usize>| i.map(|i| self.slaves[i].name.clone()).unwrap_or_else(|| "none".into());
+        match choice.active {
+            Some(_) => {
+                if old.is_some() || why != "start" {
+                    self.failovers += 1;
+                }
+                warn!(bond = %self.cfg.name, from = %name(old), to = %name(choice.active), reason = why, "failover: making interface {} the new active one", name(choice.active));
+                if why != "start" {
+                    self.notify_due = Some((t, self.cfg.num_grat_arp.max(1)));
+                    if self.cfg.num_grat_arp == 0 {
+                        self.notify_due = None;
+                    }
+                }
+            }
+            None => {
+                error!(bond = %self.cfg.name, from = %name(old), "failover: no usable slave left, bond has no active slave");
+            }
+        }
+        self.set_logical_carrier(net, choice.active.is_some()).await;
+    }
+
+    /// Publishes the snapshot for the worker and the XDP delivery flags.
+    fn publish(&mut self) {
+        let mut rx_mask = 0u32;
+        for i in 0..self.slaves.len() {
+            let usable = self.monitor.state(i).is_usable();
+            let deliver = Some(i) == self.active || (self.cfg.all_slaves_active && usable);
+            if deliver {
+                rx_mask |= 1 << i;
+            }
+        }
+        let snap = Snapshot {
+            tx_slave: self.active.map(|a| a as u8),
+            rx_mask,
+        };
+        // Order matters for a clean switch: open the new port in XDP, publish
+        // to the worker, then close the old port.
+        for (i, s) in self.slaves.iter_mut().enumerate() {
+            if rx_mask & (1 << i) != 0
+                && let Some(x) = s.xdp.as_mut()
+                && let Err(e) = x.set_deliver(true)
+            {
+                error!(slave = %s.name, "XDP config: {e}");
+            }
+        }
+        if let Some(tx) = &self.snap_tx {
+            let _ = tx.try_send(snap);
+            self.wake.notify();
+        }
+        for (i, s) in self.slaves.iter_mut().enumerate() {
+            if rx_mask & (1 << i) == 0
+                && let Some(x) = s.xdp.as_mut()
+                && let Err(e) = x.set_deliver(false)
+            {
+                error!(slave = %s.name, "XDP config: {e}");
+            }
+        }
+    }
+
+    /// Carrier of the logical interface follows "has an active slave", as
+    /// a kernel bond's does. For veth, the far end going down does it.
+    async fn set_logical_carrier(&self, net: &Net, on: bool) {
+        if let Some(LogicalRt::Veth { peer_index, .. }) = &self.logical
+            && let Err(e) = net.set_up(*peer_index, on).await
+        {
+            warn!(bond = %self.cfg.name, "setting logical carrier: {e:#}");
+        }
+    }
+
+    async fn send_peer_notifications(&self, net: &Net) {
+        let (Some(a), Some(idx), Some(tx)) = (self.active, self.logical_index(), &self.inject_tx) else {
+            return;
+        };
+        let addrs = match net.addresses(idx).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(bond = %self.cfg.name, "reading addresses for peer notification: {e:#}");
+                return;
+            }
+        };
+        let mut n = 0;
+        for ip in addrs {
+            let frame = match ip {
+                IpAddr::V4(v4) => notify::gratuitous_arp(self.mac, v4),
+                IpAddr::V6(v6) => notify::unsolicited_na(self.mac, v6),
+            };
+            if tx.try_send(Inject { slave: a, frame }).is_ok() {
+                n += 1;
+            }
+        }
+        self.wake.notify();
+        info!(bond = %self.cfg.name, slave = %self.slaves[a].name, frames = n, "sent gratuitous ARP / unsolicited NA");
+    }
+
+    /// A slave's link disappeared from the system.
+    pub async fn on_slave_removed(&mut self, net: &Net, i: usize) {
+        error!(bond = %self.cfg.name, slave = %self.slaves[i].name, "slave interface was removed");
+        self.on_carrier(net, i, false).await;
+    }
+
+    /// Stops the worker, detaches XDP, removes the logical interface and
+    /// restores the slaves. Safe on a half-built bond.
+    pub async fn teardown(&mut self, net: &Net) {
+        let name = self.cfg.name.clone();
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake.notify();
+        let worker = self.worker.take().and_then(|h| h.join().ok());
+        for s in &mut self.slaves {
+            if let Some(mut x) = s.xdp.take() {
+                x.detach();
+            }
+        }
+        if let Some(LogicalRt::Veth { peer_xdp, .. }) = &mut self.logical
+            && let Some(mut x) = peer_xdp.take()
+        {
+            x.detach();
+        }
+        if let Some(w) = worker {
+            let a = w.accounting();
+            if a.balanced() {
+                info!(bond = %name, frames = a.total, "frame accounting balanced: every UMEM frame accounted for");
+            } else {
+                error!(bond = %name, ?a, "frame accounting unbalanced");
+            }
+            drop(w); // closes the sockets and frees the UMEM
+        }
+        match self.logical.take() {
+            Some(LogicalRt::Veth { index, .. }) => {
+                if let Err(e) = net.del_link(index).await {
+                    warn!(bond = %name, "deleting logical interface: {e:#}");
+                }
+            }
+            Some(LogicalRt::Tap { .. }) => {} // the TAP went with its fd
+            None => {}
+        }
+        for s in &self.slaves {
+            if let Ok(Some(l)) = net.link_by_index(s.index).await {
+                restore_slave(net, &l, &s.saved).await;
+            }
+        }
+        let _ = std::fs::remove_file(&self.state_path);
+        info!(bond = %name, "bond stopped, slaves restored");
+    }
+
+    /// Counters of the slaves (for logs and, later, metrics).
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        for (i, st) in self.slave_stats.iter().enumerate() {
+            let r = Ordering::Relaxed;
+            s.push_str(&format!(
+                "{}: rx {} tx {} drop_inactive {}; ",
+                self.slaves[i].name,
+                st.rx_packets.load(r),
+                st.tx_packets.load(r),
+                st.rx_drop_inactive.load(r)
+            ));
+        }
+        if let Some(l) = &self.logical_stats {
+            s.push_str(&format!(
+                "logical: rx {} tx {}",
+                l.rx_packets.load(Ordering::Relaxed),
+                l.tx_packets.load(Ordering::Relaxed)
+            ));
+        }
+        s
+    }
+
+    /// Failovers so far.
+    pub fn failovers(&self) -> u64 {
+        self.failovers
+    }
+
+    /// The current active slave's name.
+    pub fn active_name(&self) -> Option<&str> {
+        self.active.map(|a| self.slaves[a].name.as_str())
+    }
+}
+
+/// Checks the mode and options bondd can run today, without the system.
+pub fn check_supported(cfg: &BondConfig) -> Result<()> {
+    if cfg.mode != Mode::ActiveBackup {
+        return Err(anyhow!(
+            "bond {}: mode {} is not implemented yet in bondd (only active-backup runs today)",
+            cfg.name,
+            cfg.mode.kernel_name()
+        ));
+    }
+    Ok(())
+}

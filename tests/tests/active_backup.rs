@@ -36,8 +36,14 @@ fn check_bond_up(t: &Topology, interface: &str) -> String {
         "veth" => assert!(b.link_exists("bond0-dp"), "interface: veth but no bond0-dp"),
         "tap" => {
             let d = b.link_details("bond0");
-            assert!(d.contains("tun"), "interface: tap but bond0 is not a tun/tap: {d}");
-            assert!(!b.link_exists("bond0-dp"), "interface: tap but bond0-dp exists");
+            assert!(
+                d.contains("tun"),
+                "interface: tap but bond0 is not a tun/tap: {d}"
+            );
+            assert!(
+                !b.link_exists("bond0-dp"),
+                "interface: tap but bond0-dp exists"
+            );
         }
         other => panic!("unknown interface kind {other}"),
     }
@@ -53,8 +59,15 @@ fn check_bond_up(t: &Topology, interface: &str) -> String {
     for s in t.slaves() {
         let st = b.link_state(s);
         assert_eq!(st.mac, mac, "slave {s} does not carry the bond MAC");
-        assert!(st.allmulti_flag || st.allmulti > 0, "slave {s} not allmulticast: {st:?}");
-        assert!(b.has_xdp(s), "no XDP program on slave {s}:\n{}", b.link_details(s));
+        assert!(
+            st.allmulti_flag || st.allmulti > 0,
+            "slave {s} not allmulticast: {st:?}"
+        );
+        assert!(
+            b.has_xdp(s),
+            "no XDP program on slave {s}:\n{}",
+            b.link_details(s)
+        );
     }
     println!("bond0 up: mac {mac}, addresses {addrs:?}");
     mac
@@ -94,7 +107,12 @@ fn traffic_both_ways(t: &Topology, active: usize) {
             r.received(),
             r.line
         );
-        assert_eq!(r.duplicates(), 0, "duplicates on the stream to {ip}: {}", r.line);
+        assert_eq!(
+            r.duplicates(),
+            0,
+            "duplicates on the stream to {ip}: {}",
+            r.line
+        );
         if std::ptr::eq(from, &t.b) {
             from_bond += r.received();
         }
@@ -127,7 +145,10 @@ fn check_restored(t: &Topology, before: &[LinkState; 2]) {
     for (i, s) in t.slaves().into_iter().enumerate() {
         assert!(!b.has_xdp(s), "XDP still on {s}:\n{}", b.link_details(s));
         let now = b.link_state(s);
-        assert_eq!(now, before[i], "slave {s} not restored (left: now, right: before bondd)");
+        assert_eq!(
+            now, before[i],
+            "slave {s} not restored (left: now, right: before bondd)"
+        );
     }
     println!("slaves restored: {before:?}");
 }
@@ -228,12 +249,32 @@ fn ab_failover_under_load() {
     println!("failover log lines: {failovers:?}");
 
     // Before the failure: bond0 sent on s0 only.
-    assert!(d_before[0].rx >= PPS / 2, "s0 sent {} frames in the first second", d_before[0].rx);
-    assert!(d_before[1].rx < BACKUP_TX_SLACK, "s1 sent {} frames before failover", d_before[1].rx);
+    assert!(
+        d_before[0].rx >= PPS / 2,
+        "s0 sent {} frames in the first second",
+        d_before[0].rx
+    );
+    assert!(
+        d_before[1].rx < BACKUP_TX_SLACK,
+        "s1 sent {} frames before failover",
+        d_before[1].rx
+    );
     // After: traffic continues on s1, both ways.
-    assert!(d_after[1].rx >= PPS, "s1 sent only {} frames after failover", d_after[1].rx);
-    assert!(d_after[1].tx >= PPS, "s1 got only {} frames after failover", d_after[1].tx);
-    assert!(!failovers.is_empty(), "no `failover ... {}` log line", t.n.s1);
+    assert!(
+        d_after[1].rx >= PPS,
+        "s1 sent only {} frames after failover",
+        d_after[1].rx
+    );
+    assert!(
+        d_after[1].tx >= PPS,
+        "s1 got only {} frames after failover",
+        d_after[1].tx
+    );
+    assert!(
+        !failovers.is_empty(),
+        "no `failover ... {}` log line",
+        t.n.s1
+    );
     for (dir, r) in [("bond0 -> H", &rep_h), ("H -> bond0", &rep_b)] {
         assert_eq!(r.duplicates(), 0, "{dir}: duplicates: {}", r.line);
         assert!(
@@ -266,21 +307,35 @@ fn primary_returns(reselect: &str, expect_back: bool) {
 
     let split = bond_tx_split(&t, 9200, 500);
     println!("initially: s0 sent {}, s1 sent {}", split[0], split[1]);
-    assert!(split[0] >= 500 && split[1] < BACKUP_TX_SLACK, "primary s0 not active: {split:?}");
+    assert!(
+        split[0] >= 500 && split[1] < BACKUP_TX_SLACK,
+        "primary s0 not active: {split:?}"
+    );
 
     let n_failover = bondd.log_lines_with(&["failover"]).len();
     t.sw.link_down(&t.n.p0);
     let line = bondd.wait_log_lines(&["failover"], n_failover + 1, Duration::from_secs(3));
-    assert!(line.contains(&t.n.s1), "failover line does not name {}: {line}", t.n.s1);
+    assert!(
+        line.contains(&t.n.s1),
+        "failover line does not name {}: {line}",
+        t.n.s1
+    );
     println!("after p0 down: {line}");
     let split = bond_tx_split(&t, 9201, 500);
     println!("after p0 down: s0 sent {}, s1 sent {}", split[0], split[1]);
-    assert!(split[1] >= 500 && split[0] < BACKUP_TX_SLACK, "s1 not active: {split:?}");
+    assert!(
+        split[1] >= 500 && split[0] < BACKUP_TX_SLACK,
+        "s1 not active: {split:?}"
+    );
 
     t.sw.link_up(&t.n.p0);
     if expect_back {
         let line = bondd.wait_log_lines(&["failover"], n_failover + 2, Duration::from_secs(3));
-        assert!(line.contains(&t.n.s0), "failover line does not name {}: {line}", t.n.s0);
+        assert!(
+            line.contains(&t.n.s0),
+            "failover line does not name {}: {line}",
+            t.n.s0
+        );
         println!("after p0 up: {line}");
         // Let the gratuitous ARP(s) go out.
         thread::sleep(Duration::from_millis(200));

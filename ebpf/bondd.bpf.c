@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: (MIT OR Apache-2.0) AND GPL-2.0-only
+// SPDX-License-Identifier: MIT OR GPL-2.0-only
 /*
  * bondd's XDP program, attached to every slave NIC and to the far end of the
  * logical interface. It steers frames into the AF_XDP socket of their rx
@@ -92,4 +92,4 @@ int bondd_xdp(struct xdp_md *ctx)
 	return bpf_redirect_map(&xsks, qid, XDP_DROP);
 }
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -17,10 +17,12 @@ fn main() {
     };
     let candidates: Vec<String> = match env::var("CLANG") {
         Ok(c) => vec![c],
-        Err(_) => ["clang-19", "clang", "clang-18", "clang-17", "clang-16", "clang-15"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        Err(_) => [
+            "clang-19", "clang", "clang-18", "clang-17", "clang-16", "clang-15",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
     };
     for clang in &candidates {
         let status = Command::new(clang)

@@ -365,13 +365,14 @@ impl Bond {
         }
 
         // 4. Sockets, zero-copy first.
-        let (umem, slave_socks, logical_socks, copy_mode) = match self.open_sockets(CopyMode::ZeroCopy) {
-            Ok(v) => v,
-            Err(zc) => {
-                info!(bond = %name, "zero-copy not available ({zc:#}); using copy mode");
-                self.open_sockets(CopyMode::Copy)?
-            }
-        };
+        let (umem, slave_socks, logical_socks, copy_mode) =
+            match self.open_sockets(CopyMode::ZeroCopy) {
+                Ok(v) => v,
+                Err(zc) => {
+                    info!(bond = %name, "zero-copy not available ({zc:#}); using copy mode");
+                    self.open_sockets(CopyMode::Copy)?
+                }
+            };
 
         // 5. XDP programs: load, register sockets, attach (native, else generic).
         for (i, socks) in slave_socks.iter().enumerate() {
@@ -431,7 +432,10 @@ impl Bond {
         // 7. Link state and the first active slave.
         let t = now();
         for (i, s) in self.slaves.iter().enumerate() {
-            let l = net.link_by_index(s.index).await?.context("slave vanished")?;
+            let l = net
+                .link_by_index(s.index)
+                .await?
+                .context("slave vanished")?;
             self.monitor.set_initial(i, l.carrier);
             info!(bond = %name, slave = %s.name, carrier = l.carrier, "initial link state");
         }
@@ -537,10 +541,18 @@ impl Bond {
         for e in &events {
             let s = &self.slaves[e.slave].name;
             match e.to {
-                LinkState::Down => warn!(bond = %self.cfg.name, slave = %s, "link status definitely down, disabling slave"),
-                LinkState::Up => info!(bond = %self.cfg.name, slave = %s, "link status definitely up"),
-                LinkState::Fail => info!(bond = %self.cfg.name, slave = %s, downdelay_ms = self.cfg.downdelay, "link status down, disabling slave in {} ms", self.cfg.downdelay),
-                LinkState::Back => info!(bond = %self.cfg.name, slave = %s, updelay_ms = self.cfg.updelay, "link status up, enabling it in {} ms", self.cfg.updelay),
+                LinkState::Down => {
+                    warn!(bond = %self.cfg.name, slave = %s, "link status definitely down, disabling slave")
+                }
+                LinkState::Up => {
+                    info!(bond = %self.cfg.name, slave = %s, "link status definitely up")
+                }
+                LinkState::Fail => {
+                    info!(bond = %self.cfg.name, slave = %s, downdelay_ms = self.cfg.downdelay, "link status down, disabling slave in {} ms", self.cfg.downdelay)
+                }
+                LinkState::Back => {
+                    info!(bond = %self.cfg.name, slave = %s, updelay_ms = self.cfg.updelay, "link status up, enabling it in {} ms", self.cfg.updelay)
+                }
             }
         }
         self.reselect(net, t, "link change").await;
@@ -580,7 +592,11 @@ impl Bond {
                 } else {
                     100
                 };
-                Some((t.checked_add(Duration::from_millis(u64::from(gap))).unwrap_or(t), left - 1))
+                Some((
+                    t.checked_add(Duration::from_millis(u64::from(gap)))
+                        .unwrap_or(t),
+                    left - 1,
+                ))
             } else {
                 None
             };
@@ -625,7 +641,10 @@ impl Bond {
         let old = self.active;
         self.active = choice.active;
         self.publish();
-        let name = |i: Option<usize>| i.map(|i| self.slaves[i].name.clone()).unwrap_or_else(|| "none".into());
+        let name = |i: Option<usize>| {
+            i.map(|i| self.slaves[i].name.clone())
+                .unwrap_or_else(|| "none".into())
+        };
         match choice.active {
             Some(_) => {
                 if old.is_some() || why != "start" {
@@ -695,7 +714,8 @@ impl Bond {
     }
 
     async fn send_peer_notifications(&self, net: &Net) {
-        let (Some(a), Some(idx), Some(tx)) = (self.active, self.logical_index(), &self.inject_tx) else {
+        let (Some(a), Some(idx), Some(tx)) = (self.active, self.logical_index(), &self.inject_tx)
+        else {
             return;
         };
         let addrs = match net.addresses(idx).await {

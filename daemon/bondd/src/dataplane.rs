@@ -282,7 +282,9 @@ impl<S: Sock> Worker<S> {
             snap: Snapshot::default(),
             slave_local: vec![Local::default(); nslaves],
             logical_local: Local::default(),
-            slave_stats: (0..nslaves).map(|_| Arc::new(PortStats::default())).collect(),
+            slave_stats: (0..nslaves)
+                .map(|_| Arc::new(PortStats::default()))
+                .collect(),
             logical_stats: Arc::new(PortStats::default()),
         }
     }
@@ -506,7 +508,8 @@ impl<S: Sock> Worker<S> {
                 let n = p.sock.tx().produce(descs);
                 p.sent += n as u64;
                 self.logical_local.tx_packets += n as u64;
-                self.logical_local.tx_bytes += descs[..n].iter().map(|d| u64::from(d.len)).sum::<u64>();
+                self.logical_local.tx_bytes +=
+                    descs[..n].iter().map(|d| u64::from(d.len)).sum::<u64>();
                 n
             }
             Logical::Tap(tap) => {
@@ -610,7 +613,9 @@ impl<S: Sock> Worker<S> {
             return false;
         };
         let addr = base + self.headroom;
-        self.umem.frame_mut(addr, frame.len()).copy_from_slice(frame);
+        self.umem
+            .frame_mut(addr, frame.len())
+            .copy_from_slice(frame);
         let d = XdpDesc {
             addr,
             len: frame.len() as u32,
@@ -866,7 +871,9 @@ mod tests {
         let mut sent = 0;
         for round in 0..4 {
             for i in 0..10 {
-                if with_port(&mut w, None, |s, u| s.deliver(u, &frame(0x0800, round * 10 + i))) {
+                if with_port(&mut w, None, |s, u| {
+                    s.deliver(u, &frame(0x0800, round * 10 + i))
+                }) {
                     sent += 1;
                 }
             }

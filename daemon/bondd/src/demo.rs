@@ -78,28 +78,57 @@ pub fn run(seconds: u64) -> Result<()> {
         child: None,
         dir: dir.clone(),
     };
-    println!("== bondd demo: namespaces {} (switch), {} (bondd), {} (host)", t.sw, t.b, t.h);
+    println!(
+        "== bondd demo: namespaces {} (switch), {} (bondd), {} (host)",
+        t.sw, t.b, t.h
+    );
     for ns in [&t.sw, &t.b, &t.h] {
         sh(&["ip", "netns", "add", ns])?;
     }
-    nsx(&t.sw, &["ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
+    nsx(
+        &t.sw,
+        &[
+            "ip",
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ],
+    )?;
     nsx(&t.sw, &["ip", "link", "set", "br0", "up"])?;
     for (a, p, ns) in [("s0", "p0", &t.b), ("s1", "p1", &t.b), ("h0", "hp0", &t.h)] {
-        nsx(ns, &["ip", "link", "add", a, "type", "veth", "peer", "name", p, "netns", &t.sw])?;
+        nsx(
+            ns,
+            &[
+                "ip", "link", "add", a, "type", "veth", "peer", "name", p, "netns", &t.sw,
+            ],
+        )?;
         nsx(&t.sw, &["ip", "link", "set", p, "master", "br0", "up"])?;
         nsx(ns, &["ip", "link", "set", a, "up"])?;
     }
     // The host's veth must send full checksums, as a real NIC on a wire does.
     nsx(&t.h, &["ethtool", "-K", "h0", "tx", "off"])?;
     nsx(&t.h, &["ip", "addr", "add", "198.18.0.2/24", "dev", "h0"])?;
-    nsx(&t.h, &["ip", "addr", "add", "2001:2::2/64", "dev", "h0", "nodad"])?;
+    nsx(
+        &t.h,
+        &["ip", "addr", "add", "2001:2::2/64", "dev", "h0", "nodad"],
+    )?;
 
     let cfg = dir.join("bond.yaml");
     std::fs::write(
         &cfg,
         "bonds:\n  - name: bond0\n    mode: active-backup\n    slaves: [s0, s1]\n    primary: s0\n    miimon: 100\n    addresses: [198.18.0.1/24, \"2001:2::1/64\"]\n",
     )?;
-    println!("== config ({}):\n{}", cfg.display(), std::fs::read_to_string(&cfg)?);
+    println!(
+        "== config ({}):\n{}",
+        cfg.display(),
+        std::fs::read_to_string(&cfg)?
+    );
     let exe = std::env::current_exe()?;
     let child = Command::new("ip")
         .args(["netns", "exec", &t.b])
@@ -135,16 +164,36 @@ pub fn run(seconds: u64) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    println!("== bond0 reachable from the host after {} ms", t0.elapsed().as_millis());
+    println!(
+        "== bond0 reachable from the host after {} ms",
+        t0.elapsed().as_millis()
+    );
     sh(&["ip", "-n", &t.b, "-br", "addr", "show", "bond0"])?;
-    let show = Command::new("ip").args(["-n", &t.b, "-br", "addr", "show", "bond0"]).output()?;
+    let show = Command::new("ip")
+        .args(["-n", &t.b, "-br", "addr", "show", "bond0"])
+        .output()?;
     print!("{}", String::from_utf8_lossy(&show.stdout));
 
     // Ping at 100/s across a failure of the active link.
     let count = (seconds * 2 * 100).to_string();
-    println!("== pinging bond0 from the host, {count} pings at 10 ms; the active link fails after {seconds} s");
+    println!(
+        "== pinging bond0 from the host, {count} pings at 10 ms; the active link fails after {seconds} s"
+    );
     let ping = Command::new("ip")
-        .args(["netns", "exec", &t.h, "ping", "-q", "-c", &count, "-i", "0.01", "-W", "1", "198.18.0.1"])
+        .args([
+            "netns",
+            "exec",
+            &t.h,
+            "ping",
+            "-q",
+            "-c",
+            &count,
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+            "198.18.0.1",
+        ])
         .stdout(Stdio::piped())
         .spawn()?;
     std::thread::sleep(Duration::from_secs(seconds));
@@ -164,15 +213,31 @@ pub fn run(seconds: u64) -> Result<()> {
             (n.len() >= 2).then(|| n[0] - n[1])
         });
     match lost {
-        Some(l) => println!("== failover cost {l} of {count} pings (~{} ms of traffic at 10 ms spacing)", l * 10),
+        Some(l) => println!(
+            "== failover cost {l} of {count} pings (~{} ms of traffic at 10 ms spacing)",
+            l * 10
+        ),
         None => println!("== could not read the ping summary"),
     }
     let v6 = Command::new("ip")
-        .args(["netns", "exec", &t.h, "ping", "-c", "3", "-i", "0.2", "2001:2::1"])
+        .args([
+            "netns",
+            "exec",
+            &t.h,
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "2001:2::1",
+        ])
         .stdout(Stdio::null())
         .status()?
         .success();
-    println!("== IPv6 ping over the backup slave: {}", if v6 { "ok" } else { "FAILED" });
+    println!(
+        "== IPv6 ping over the backup slave: {}",
+        if v6 { "ok" } else { "FAILED" }
+    );
     println!("== stopping bondd (SIGTERM); it restores the slaves and removes bond0");
     if let Some(mut c) = t.child.take() {
         sh(&["kill", "-TERM", &c.id().to_string()])?;
@@ -182,10 +247,16 @@ pub fn run(seconds: u64) -> Result<()> {
             bail!("bondd exited with {st}");
         }
     }
-    let left = Command::new("ip").args(["-n", &t.b, "link", "show", "bond0"]).output()?;
+    let left = Command::new("ip")
+        .args(["-n", &t.b, "link", "show", "bond0"])
+        .output()?;
     println!(
         "== bond0 after exit: {}",
-        if left.status.success() { "still there (BUG)" } else { "gone" }
+        if left.status.success() {
+            "still there (BUG)"
+        } else {
+            "gone"
+        }
     );
     println!("== demo done; namespaces removed");
     Ok(())

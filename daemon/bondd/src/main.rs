@@ -138,7 +138,9 @@ fn run(path: PathBuf, state_dir: PathBuf) -> ExitCode {
         warn!("{w}");
     }
     if !bondd_xdp::sys::is_root() {
-        eprintln!("bondd: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) to attach XDP and open AF_XDP sockets");
+        eprintln!(
+            "bondd: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) to attach XDP and open AF_XDP sockets"
+        );
         return ExitCode::from(1);
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -198,7 +200,11 @@ async fn serve(cfg: config::Config, file: &str, state_dir: PathBuf) -> Result<()
         "bondd ready: {}",
         bonds
             .iter()
-            .map(|b| format!("{} active {}", b.cfg.name, b.active_name().unwrap_or("none")))
+            .map(|b| format!(
+                "{} active {}",
+                b.cfg.name,
+                b.active_name().unwrap_or("none")
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -136,7 +136,8 @@ pub enum LinkEvent {
 pub struct Net {
     /// Request handle.
     pub handle: Handle,
-    events: Option<UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, netlink_sys::SocketAddr)>>,
+    events:
+        Option<UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, netlink_sys::SocketAddr)>>,
 }
 
 impl Net {
@@ -147,7 +148,10 @@ impl Net {
             rtnetlink::new_connection().context("opening rtnetlink socket")?;
         conn.socket_mut()
             .socket_mut()
-            .bind(&netlink_sys::SocketAddr::new(0, rtnetlink::constants::RTMGRP_LINK))
+            .bind(&netlink_sys::SocketAddr::new(
+                0,
+                rtnetlink::constants::RTMGRP_LINK,
+            ))
             .context("subscribing to link events")?;
         tokio::spawn(conn);
         Ok(Self {
@@ -179,7 +183,12 @@ impl Net {
 
     /// Looks a link up by name; `Ok(None)` if it does not exist.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<LinkInfoView>> {
-        let mut s = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut s = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match s.try_next().await {
             Ok(Some(m)) => Ok(Some(LinkInfoView::from_msg(&m))),
             Ok(None) => Ok(None),
@@ -237,7 +246,9 @@ impl Net {
     /// Sets the MAC address; takes the link down and up again for drivers
     /// that refuse a live change.
     pub async fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<()> {
-        let msg = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+        let msg = LinkUnspec::new_with_index(index)
+            .address(mac.to_vec())
+            .build();
         if self.set(msg.clone(), "set MAC").await.is_ok() {
             return Ok(());
         }
@@ -258,8 +269,11 @@ impl Net {
 
     /// Sets the MTU.
     pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
-        self.set(LinkUnspec::new_with_index(index).mtu(mtu).build(), "set MTU")
-            .await
+        self.set(
+            LinkUnspec::new_with_index(index).mtu(mtu).build(),
+            "set MTU",
+        )
+        .await
     }
 
     /// Sets promiscuous and all-multicast flags.

@@ -94,9 +94,7 @@ impl BondState {
                 for kv in parts {
                     let (k, v) = kv.split_once('=').context("slave field")?;
                     match k {
-                        "mac" => {
-                            sl.mac = bondd_core::config::parse_mac(v).context("slave mac")?
-                        }
+                        "mac" => sl.mac = bondd_core::config::parse_mac(v).context("slave mac")?,
                         "mtu" => sl.mtu = v.parse().context("slave mtu")?,
                         "up" => sl.up = v == "1",
                         "promisc" => sl.promisc = v == "1",

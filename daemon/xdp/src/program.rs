@@ -202,15 +202,12 @@ impl XdpPort {
             map: "counters",
             err: "missing".into(),
         })?;
-        let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(|e| ProgramError::Map {
-            map: "counters",
-            err: e.to_string(),
-        })?;
-        let get = |i: u32| -> u64 {
-            arr.get(&i, 0)
-                .map(|v| v.iter().copied().sum())
-                .unwrap_or(0)
-        };
+        let arr: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|e| ProgramError::Map {
+                map: "counters",
+                err: e.to_string(),
+            })?;
+        let get = |i: u32| -> u64 { arr.get(&i, 0).map(|v| v.iter().copied().sum()).unwrap_or(0) };
         Ok(XdpCounters {
             redirected: get(0),
             slow_proto: get(1),

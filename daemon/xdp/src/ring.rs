@@ -135,11 +135,14 @@ impl<T: Copy> ProdRing<T> {
     pub fn produce(&mut self, items: &[T]) -> usize {
         let n = (self.free(items.len() as u32) as usize).min(items.len());
         for (i, item) in items[..n].iter().enumerate() {
-            self.raw.write(self.cached_prod.wrapping_add(i as u32), *item);
+            self.raw
+                .write(self.cached_prod.wrapping_add(i as u32), *item);
         }
         if n > 0 {
             self.cached_prod = self.cached_prod.wrapping_add(n as u32);
-            self.raw.producer().store(self.cached_prod, Ordering::Release);
+            self.raw
+                .producer()
+                .store(self.cached_prod, Ordering::Release);
         }
         n
     }
@@ -160,7 +163,9 @@ impl<T: Copy> ProdRing<T> {
         }
         if n > 0 {
             self.cached_prod = self.cached_prod.wrapping_add(n);
-            self.raw.producer().store(self.cached_prod, Ordering::Release);
+            self.raw
+                .producer()
+                .store(self.cached_prod, Ordering::Release);
         }
         n
     }
@@ -208,7 +213,9 @@ impl<T: Copy> ConsRing<T> {
         }
         if n > 0 {
             self.cached_cons = self.cached_cons.wrapping_add(n as u32);
-            self.raw.consumer().store(self.cached_cons, Ordering::Release);
+            self.raw
+                .consumer()
+                .store(self.cached_cons, Ordering::Release);
         }
         n
     }

@@ -86,7 +86,10 @@ impl Mmap {
 
     /// A pointer `off` bytes into the mapping, checked against its length.
     fn at<T>(&self, off: u64) -> NonNull<T> {
-        assert!(off as usize + size_of::<T>() <= self.len, "ring offset out of the mapping");
+        assert!(
+            off as usize + size_of::<T>() <= self.len,
+            "ring offset out of the mapping"
+        );
         // SAFETY: in bounds per the assert above.
         unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(off as usize) as *mut T) }
     }
@@ -361,8 +364,8 @@ impl Xsk {
 
         // SAFETY: xdp_mmap_offsets is a plain C struct; all-zero is valid.
         let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-        let got =
-            getsockopt(raw, libc::XDP_MMAP_OFFSETS, &mut off).map_err(|e| ctx(e, "XDP_MMAP_OFFSETS"))?;
+        let got = getsockopt(raw, libc::XDP_MMAP_OFFSETS, &mut off)
+            .map_err(|e| ctx(e, "XDP_MMAP_OFFSETS"))?;
         if got != size_of::<libc::xdp_mmap_offsets>() {
             return Err(io::Error::other(
                 "kernel too old: XDP_MMAP_OFFSETS without ring flags (need Linux 5.4+)",
@@ -371,8 +374,12 @@ impl Xsk {
 
         let desc = size_of::<XdpDesc>() as u64;
         let addr = size_of::<u64>() as u64;
-        let rx_map = Mmap::socket(raw, (off.rx.desc + u64::from(sizes.rx_tx) * desc) as usize, 0)
-            .map_err(|e| ctx(e, "mmap rx ring"))?;
+        let rx_map = Mmap::socket(
+            raw,
+            (off.rx.desc + u64::from(sizes.rx_tx) * desc) as usize,
+            0,
+        )
+        .map_err(|e| ctx(e, "mmap rx ring"))?;
         let tx_map = Mmap::socket(
             raw,
             (off.tx.desc + u64::from(sizes.rx_tx) * desc) as usize,

@@ -165,7 +165,12 @@ impl Tap {
     pub fn create(name: &str) -> io::Result<Self> {
         let path = CString::new("/dev/net/tun").expect("static path");
         // SAFETY: open(2) of a constant path.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
         if fd < 0 {
             let e = io::Error::last_os_error();
             return Err(io::Error::new(e.kind(), format!("open /dev/net/tun: {e}")));
@@ -195,7 +200,13 @@ impl Tap {
     /// none is waiting.
     pub fn read_frame(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         // SAFETY: read(2) into a live, exclusively borrowed buffer.
-        let r = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        let r = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+            )
+        };
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::WouldBlock {
@@ -210,7 +221,13 @@ impl Tap {
     /// when the TAP cannot take it now (the frame is dropped and counted).
     pub fn write_frame(&self, frame: &[u8]) -> io::Result<bool> {
         // SAFETY: write(2) from a live buffer.
-        let r = unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr() as *const libc::c_void, frame.len()) };
+        let r = unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                frame.as_ptr() as *const libc::c_void,
+                frame.len(),
+            )
+        };
         if r < 0 {
             let e = io::Error::last_os_error();
             return match e.raw_os_error() {
@@ -247,7 +264,11 @@ impl EventFd {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64, as eventfd requires.
         unsafe {
-            libc::write(self.fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8);
+            libc::write(
+                self.fd.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            );
         }
     }
 
@@ -256,7 +277,11 @@ impl EventFd {
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64; non-blocking.
         unsafe {
-            libc::read(self.fd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8);
+            libc::read(
+                self.fd.as_raw_fd(),
+                &mut v as *mut u64 as *mut libc::c_void,
+                8,
+            );
         }
     }
 

@@ -70,35 +70,35 @@ pub async fn preflight(net: &Net, cfg: &BondConfig, state_dir: &Path) -> Result<
     match cfg.mode {
         Mode::ActiveBackup => {}
         other => bail!(
-            "bond {}: mode {} is not implemented yet in bondd (only active-backup runs today)",
+            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (only active-backup runs today)",
             cfg.name,
             other.kernel_name()
         ),
     }
     if cfg.arp_interval > 0 {
         bail!(
-            "bond {}: arp_interval: ARP monitoring is not implemented yet; use miimon (carrier is always watched)",
+            "bond \"{}\": key \"arp_interval\": ARP monitoring is not implemented yet; use miimon (carrier is always watched)",
             cfg.name
         );
     }
     if cfg.fail_over_mac != FailOverMac::None {
         bail!(
-            "bond {}: fail_over_mac: only `none` is implemented yet",
+            "bond \"{}\": key \"fail_over_mac\": only `none` is implemented yet",
             cfg.name
         );
     }
     for s in &cfg.slaves {
         let Some(l) = net.link_by_name(s).await? else {
-            bail!("bond {}: slaves: slave {s} does not exist", cfg.name);
+            bail!("bond \"{}\": key \"slaves\": slave {s} does not exist", cfg.name);
         };
         if l.kind.as_deref() == Some("bond") || s == "lo" {
-            bail!("bond {}: slaves: {s} cannot be a slave", cfg.name);
+            bail!("bond \"{}\": key \"slaves\": {s} cannot be a slave", cfg.name);
         }
         if let Some(id) = l.xdp_prog_id {
             let name = program_name(id).unwrap_or_default();
             if name != PROGRAM_NAME {
                 bail!(
-                    "bond {}: slaves: {s} already has an XDP program attached ({} id {id}); bondd will not replace it",
+                    "bond \"{}\": key \"slaves\": {s} already has an XDP program attached ({} id {id}); bondd will not replace it",
                     cfg.name,
                     if name.is_empty() { "unnamed" } else { &name }
                 );
@@ -120,7 +120,7 @@ pub async fn preflight(net: &Net, cfg: &BondConfig, state_dir: &Path) -> Result<
             && !is_ours(&l, &cfg.name)
         {
             bail!(
-                "bond {}: interface {name} already exists and was not created by bondd",
+                "bond \"{}\": key \"name\": interface {name} already exists and was not created by bondd",
                 cfg.name
             );
         }
@@ -827,7 +827,7 @@ impl Bond {
 pub fn check_supported(cfg: &BondConfig) -> Result<()> {
     if cfg.mode != Mode::ActiveBackup {
         return Err(anyhow!(
-            "bond {}: mode {} is not implemented yet in bondd (only active-backup runs today)",
+            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (only active-backup runs today)",
             cfg.name,
             cfg.mode.kernel_name()
         ));

@@ -16,7 +16,7 @@ use std::{
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
-        mpsc::{Receiver, TryRecvError},
+        mpsc::Receiver,
     },
 };
 
@@ -299,7 +299,8 @@ impl<S: Sock> Worker<S> {
         self.logical_stats.clone()
     }
 
-    /// Installs a snapshot directly (before the worker runs, and in tests).
+    /// Installs a snapshot directly (tests drive the worker step by step).
+    #[cfg(test)]
     pub fn set_snapshot(&mut self, s: Snapshot) {
         self.snap = s;
     }
@@ -337,11 +338,8 @@ impl<S: Sock> Worker<S> {
         while !ctl.stop.load(Ordering::Relaxed) {
             // The newest snapshot wins; the channel holds Copy values, so
             // taking one neither locks nor frees memory.
-            loop {
-                match ctl.snapshots.try_recv() {
-                    Ok(s) => self.snap = s,
-                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-                }
+            while let Ok(s) = ctl.snapshots.try_recv() {
+                self.snap = s;
             }
             let mut work = 0usize;
             while let Ok(inj) = ctl.inject.try_recv() {
@@ -483,7 +481,7 @@ impl<S: Sock> Worker<S> {
                     self.free.push(d.addr & self.chunk_mask);
                 }
             }
-            let sent = self.to_logical(&up[..nup]);
+            let sent = self.push_to_logical(&up[..nup]);
             if sent < nup {
                 self.slave_local[s].rx_drop_peer_full += (nup - sent) as u64;
                 self.slave_local[s].rx_packets -= (nup - sent) as u64;
@@ -498,7 +496,7 @@ impl<S: Sock> Worker<S> {
 
     /// Puts frames on the logical interface's TX (toward the host); returns
     /// how many it took. Frames taken by a TAP are freed at once.
-    fn to_logical(&mut self, descs: &[XdpDesc]) -> usize {
+    fn push_to_logical(&mut self, descs: &[XdpDesc]) -> usize {
         if descs.is_empty() {
             return 0;
         }

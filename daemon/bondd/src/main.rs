@@ -94,6 +94,11 @@ fn main() -> ExitCode {
                 for w in &cfg.warnings {
                     warn!("{w}");
                 }
+                // Read-only look at the system: slaves exist, names free.
+                if let Err(e) = check_system(&cfg, &config.display().to_string()) {
+                    eprintln!("{e:#}");
+                    return ExitCode::from(1);
+                }
                 println!(
                     "{}: ok ({} bond{})",
                     config.display(),
@@ -124,6 +129,23 @@ fn main() -> ExitCode {
             run(path, cli.state_dir)
         }
     }
+}
+
+/// The checks `bondd --config` makes before changing anything, for `check`.
+/// They only read (netlink dumps), so they are safe on a live system.
+fn check_system(cfg: &config::Config, file: &str) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let net = Net::open()?;
+        for b in &cfg.bonds {
+            bond::preflight(&net, b, std::path::Path::new("/run/bondd"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
+        }
+        Ok(())
+    })
 }
 
 fn run(path: PathBuf, state_dir: PathBuf) -> ExitCode {
@@ -234,9 +256,10 @@ async fn serve(cfg: config::Config, file: &str, state_dir: PathBuf) -> Result<()
                             }
                         }
                     }
-                    LinkEvent::Removed { index, .. } => {
+                    LinkEvent::Removed { index, name } => {
                         for b in bonds.iter_mut() {
                             if let Some(i) = b.slave_index(index) {
+                                warn!(bond = %b.cfg.name, slave = %name, "slave link removed");
                                 b.on_slave_removed(&net, i).await;
                             }
                         }

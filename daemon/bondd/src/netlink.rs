@@ -216,16 +216,6 @@ impl Net {
         }
     }
 
-    /// Every link in the namespace.
-    pub async fn links(&self) -> Result<Vec<LinkInfoView>> {
-        let mut s = self.handle.link().get().execute();
-        let mut out = Vec::new();
-        while let Some(m) = s.try_next().await.context("dumping links")? {
-            out.push(LinkInfoView::from_msg(&m));
-        }
-        Ok(out)
-    }
-
     async fn set(&self, msg: LinkMessage, what: &str) -> Result<()> {
         self.handle
             .link()

@@ -30,6 +30,8 @@ pub const ETH_P_SLOW: u16 = 0x8809;
 const SPIN_BEFORE_SLEEP: u32 = 256;
 /// poll timeout when idle; bounds how late a stalled TX ring is retried.
 const IDLE_POLL_MS: i32 = 10;
+/// TX kicks per ring per step: a batch of 64 needs two in copy mode.
+const MAX_KICKS_PER_STEP: u32 = 4;
 
 /// What the fast path needs to know of the bond's state, published by the
 /// control plane and read once per batch.
@@ -659,15 +661,22 @@ impl<S: Sock> Worker<S> {
 
     fn kick_all(&mut self) {
         let kick = |p: &mut Port<S>, local: &mut Local| {
-            let pending = p.sock.tx().outstanding();
+            let mut pending = p.sock.tx().outstanding();
             // Kick when frames wait and the last kick made progress (or new
             // frames arrived); a ring on a dead link is retried after idle.
-            if pending > 0 && pending != p.last_kick_pending {
-                if p.sock.kick_tx() {
-                    local.tx_kicks += 1;
+            // In copy mode one kick sends at most 32 frames, so keep kicking
+            // while each kick drains some (bounded per step).
+            let mut kicks = 0;
+            while pending > 0 && pending != p.last_kick_pending && kicks < MAX_KICKS_PER_STEP {
+                if !p.sock.kick_tx() {
+                    break;
                 }
-                p.last_kick_pending = p.sock.tx().outstanding();
-            } else if pending == 0 {
+                local.tx_kicks += 1;
+                kicks += 1;
+                p.last_kick_pending = pending;
+                pending = p.sock.tx().outstanding();
+            }
+            if pending == 0 {
                 p.last_kick_pending = 0;
             }
         };

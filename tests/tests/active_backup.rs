@@ -159,6 +159,13 @@ fn assert_exit_0(st: ExitStatus, bondd: &Bondd) {
         "bondd exited with {st}, want 0; log:\n{}",
         bondd.log()
     );
+    // At exit the worker proves every UMEM frame is in exactly one place
+    // (free list, fill/RX, TX/completion).
+    assert!(
+        bondd.log().contains("frame accounting balanced"),
+        "no balanced frame accounting at exit; log:\n{}",
+        bondd.log()
+    );
 }
 
 /// Frames each slave sent while bond0 streams `count` datagrams to H.

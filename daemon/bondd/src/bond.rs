@@ -89,10 +89,16 @@ pub async fn preflight(net: &Net, cfg: &BondConfig, state_dir: &Path) -> Result<
     }
     for s in &cfg.slaves {
         let Some(l) = net.link_by_name(s).await? else {
-            bail!("bond \"{}\": key \"slaves\": slave {s} does not exist", cfg.name);
+            bail!(
+                "bond \"{}\": key \"slaves\": slave {s} does not exist",
+                cfg.name
+            );
         };
         if l.kind.as_deref() == Some("bond") || s == "lo" {
-            bail!("bond \"{}\": key \"slaves\": {s} cannot be a slave", cfg.name);
+            bail!(
+                "bond \"{}\": key \"slaves\": {s} cannot be a slave",
+                cfg.name
+            );
         }
         if let Some(id) = l.xdp_prog_id {
             let name = program_name(id).unwrap_or_default();
@@ -794,12 +800,22 @@ impl Bond {
         let mut s = String::new();
         for (i, st) in self.slave_stats.iter().enumerate() {
             let r = Ordering::Relaxed;
+            let x = self.slaves[i]
+                .xdp
+                .as_ref()
+                .and_then(|x| x.counters().ok())
+                .unwrap_or_default();
             s.push_str(&format!(
-                "{}: rx {} tx {} drop_inactive {}; ",
+                "{}: rx {} tx {} slow_proto {} tx_ring_full {} | xdp redirected {} dropped inactive {} no_socket {} runt {}; ",
                 self.slaves[i].name,
                 st.rx_packets.load(r),
                 st.tx_packets.load(r),
-                st.rx_drop_inactive.load(r)
+                st.rx_slow_proto.load(r),
+                st.tx_drop_ring_full.load(r),
+                x.redirected + x.slow_proto,
+                x.drop_inactive,
+                x.drop_no_socket,
+                x.drop_runt
             ));
         }
         if let Some(l) = &self.logical_stats {

@@ -11,10 +11,11 @@ use crate::{
 };
 use anyhow::{Context, Result, anyhow, bail};
 use bondd_core::{
-    config::{BondConfig, FailOverMac, InterfaceKind, Mode, format_mac},
+    config::{BondConfig, FailOverMac, InterfaceKind, Mode, XmitHashTable, format_mac},
     link::{LinkEvent, LinkMonitor, LinkState},
     select::{Selector, SlaveView},
     time::Instant,
+    xmit::{self, Reduce, TxPlan},
 };
 use bondd_xdp::{
     AttachMode, CopyMode, RingSizes, Umem, XdpPort, Xsk,
@@ -68,9 +69,9 @@ pub fn peer_name(bond: &str) -> String {
 /// Everything that the daemon refuses before it changes anything.
 pub async fn preflight(net: &Net, cfg: &BondConfig, state_dir: &Path) -> Result<()> {
     match cfg.mode {
-        Mode::ActiveBackup => {}
+        Mode::ActiveBackup | Mode::BalanceRr | Mode::BalanceXor | Mode::Broadcast => {}
         other => bail!(
-            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (only active-backup runs today)",
+            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (balance-rr, active-backup, balance-xor and broadcast run today)",
             cfg.name,
             other.kernel_name()
         ),
@@ -243,6 +244,10 @@ pub struct Bond {
     notify_due: Option<(Instant, u8)>,
     next_miimon: Option<Instant>,
     mac: [u8; 6],
+    /// The plan last published, so a stable hash table moves minimally.
+    last_plan: TxPlan,
+    /// Usable slaves at the last publish, to log changes of the set.
+    last_usable: Vec<u8>,
 }
 
 impl Bond {
@@ -278,6 +283,8 @@ impl Bond {
             notify_due: None,
             next_miimon: None,
             mac: cfg.bond_mac(),
+            last_plan: TxPlan::none(),
+            last_usable: Vec::new(),
             cfg,
         };
         match bond.setup(net).await {
@@ -622,6 +629,29 @@ impl Bond {
     }
 
     async fn reselect(&mut self, net: &Net, t: Instant, why: &str) {
+        if self.cfg.mode != Mode::ActiveBackup {
+            // Load-balancing modes: every usable slave transmits; a change
+            // of the usable set takes effect in the next batch.
+            let before = self.last_usable.clone();
+            self.publish();
+            if self.last_usable != before {
+                let names = |v: &[u8]| {
+                    v.iter()
+                        .map(|&i| self.slaves[i as usize].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                if !before.is_empty() || why != "start" {
+                    self.failovers += 1;
+                }
+                warn!(bond = %self.cfg.name, from = %names(&before), to = %names(&self.last_usable), reason = why, "failover: transmitting slaves now [{}]", names(&self.last_usable));
+                let up = !self.last_usable.is_empty();
+                if up != !before.is_empty() || why == "start" {
+                    self.set_logical_carrier(net, up).await;
+                }
+            }
+            return;
+        }
         let views: Vec<SlaveView> = (0..self.slaves.len())
             .map(|i| SlaveView {
                 state: self.monitor.state(i),
@@ -671,20 +701,54 @@ impl Bond {
         self.set_logical_carrier(net, choice.active.is_some()).await;
     }
 
+    fn usable_slaves(&self) -> Vec<u8> {
+        (0..self.slaves.len())
+            .filter(|&i| self.monitor.state(i).is_usable())
+            .map(|i| i as u8)
+            .collect()
+    }
+
+    /// The transmit plan and receive mask for the current state, per mode.
+    fn plan(&self) -> (TxPlan, u32) {
+        let usable = self.usable_slaves();
+        let active = self.active.map(|a| a as u8);
+        let all = if self.slaves.len() >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << self.slaves.len()) - 1
+        };
+        let rx = xmit::rx_mask(self.cfg.mode, active, &usable, self.cfg.all_slaves_active) & all;
+        let tx = if usable.is_empty() && self.cfg.mode != Mode::ActiveBackup {
+            TxPlan::none()
+        } else {
+            match self.cfg.mode {
+                Mode::BalanceRr => TxPlan::round_robin(&usable, self.cfg.packets_per_slave),
+                Mode::BalanceXor => TxPlan::hash(
+                    &usable,
+                    self.cfg.xmit_hash_policy,
+                    match self.cfg.xmit_hash_table {
+                        XmitHashTable::Modulo => Reduce::Modulo,
+                        XmitHashTable::Stable => Reduce::Stable,
+                    },
+                    Some(&self.last_plan),
+                ),
+                Mode::Broadcast => TxPlan::broadcast(&usable),
+                _ => active.map(TxPlan::single).unwrap_or_else(TxPlan::none),
+            }
+        };
+        (tx, rx)
+    }
+
     /// Publishes the snapshot for the worker and the XDP delivery flags.
     fn publish(&mut self) {
-        let mut rx_mask = 0u32;
-        for i in 0..self.slaves.len() {
-            let usable = self.monitor.state(i).is_usable();
-            let deliver = Some(i) == self.active || (self.cfg.all_slaves_active && usable);
-            if deliver {
-                rx_mask |= 1 << i;
-            }
-        }
-        let snap = Snapshot {
-            tx_slave: self.active.map(|a| a as u8),
-            rx_mask,
+        let (tx, rx_mask) = self.plan();
+        self.last_plan = tx;
+        self.last_usable = if self.cfg.mode == Mode::ActiveBackup {
+            self.active.map(|a| vec![a as u8]).unwrap_or_default()
+        } else {
+            tx.usable().to_vec()
         };
+        let snap = Snapshot { tx, rx_mask };
         // Order matters for a clean switch: open the new port in XDP, publish
         // to the worker, then close the old port.
         for (i, s) in self.slaves.iter_mut().enumerate() {
@@ -841,9 +905,12 @@ impl Bond {
 
 /// Checks the mode and options bondd can run today, without the system.
 pub fn check_supported(cfg: &BondConfig) -> Result<()> {
-    if cfg.mode != Mode::ActiveBackup {
+    if !matches!(
+        cfg.mode,
+        Mode::ActiveBackup | Mode::BalanceRr | Mode::BalanceXor | Mode::Broadcast
+    ) {
         return Err(anyhow!(
-            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (only active-backup runs today)",
+            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (balance-rr, active-backup, balance-xor and broadcast run today)",
             cfg.name,
             cfg.mode.kernel_name()
         ));

@@ -10,6 +10,7 @@
 //! batch (TX kick, RX wakeup) or when idle (poll), never per frame, except on
 //! a TAP logical interface, whose only interface is one read/write per frame.
 
+use bondd_core::xmit::{RrState, TxKind, TxPlan};
 use bondd_xdp::{ConsRing, ProdRing, Umem, XdpDesc, Xsk, sys::EventFd, sys::Tap};
 use std::{
     os::fd::RawFd,
@@ -35,12 +36,21 @@ const MAX_KICKS_PER_STEP: u32 = 4;
 
 /// What the fast path needs to know of the bond's state, published by the
 /// control plane and read once per batch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Slave that transmits (active-backup), `None` to drop.
-    pub tx_slave: Option<u8>,
+    /// Transmit rule: which slave(s) a frame from the host leaves on.
+    pub tx: TxPlan,
     /// Slaves whose received data frames go up to the host (bit i = slave i).
     pub rx_mask: u32,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Self {
+            tx: TxPlan::none(),
+            rx_mask: 0,
+        }
+    }
 }
 
 /// A frame built by the control plane (gratuitous ARP, NA, LACPDU) to send
@@ -254,6 +264,11 @@ pub struct Worker<S> {
     slave_stats: Vec<Arc<PortStats>>,
     logical_stats: Arc<PortStats>,
     headroom: u64,
+    /// Per-worker round-robin state (never shared between workers).
+    rr: RrState,
+    /// Per-slave transmit staging for one batch, allocated once.
+    staged: Vec<[XdpDesc; BATCH]>,
+    staged_n: Vec<usize>,
 }
 
 impl<S: Sock> Worker<S> {
@@ -282,6 +297,9 @@ impl<S: Sock> Worker<S> {
             },
             free,
             snap: Snapshot::default(),
+            rr: RrState::new(0x9e37_79b9_7f4a_7c15),
+            staged: vec![[XdpDesc::default(); BATCH]; nslaves],
+            staged_n: vec![0; nslaves],
             slave_local: vec![Local::default(); nslaves],
             logical_local: Local::default(),
             slave_stats: (0..nslaves)
@@ -578,18 +596,58 @@ impl<S: Sock> Worker<S> {
             self.logical_local.rx_packets += 1;
             self.logical_local.rx_bytes += u64::from(d.len);
         }
-        match self.snap.tx_slave {
-            Some(t) if (t as usize) < self.slaves.len() => {
+        let plan = self.snap.tx;
+        match plan.kind() {
+            TxKind::Single(t) if (t as usize) < self.slaves.len() => {
                 let t = t as usize;
-                let port = &mut self.slaves[t][0];
-                let sent = port.sock.tx().produce(&descs[..n]);
-                port.sent += sent as u64;
-                let local = &mut self.slave_local[t];
-                local.tx_packets += sent as u64;
-                local.tx_bytes += descs[..sent].iter().map(|d| u64::from(d.len)).sum::<u64>();
-                local.tx_drop_ring_full += (n - sent) as u64;
-                for d in &descs[sent..n] {
-                    self.free.push(d.addr & self.chunk_mask);
+                self.staged[t][..n].copy_from_slice(&descs[..n]);
+                self.staged_n[t] = n;
+            }
+            TxKind::RoundRobin | TxKind::Hash => {
+                for d in &descs[..n] {
+                    let frame = self.umem.frame(d.addr, d.len as usize);
+                    match plan.select(frame, &mut self.rr) {
+                        Some(t) if (t as usize) < self.slaves.len() => {
+                            let t = t as usize;
+                            self.staged[t][self.staged_n[t]] = *d;
+                            self.staged_n[t] += 1;
+                        }
+                        _ => {
+                            self.logical_local.tx_drop_no_slave += 1;
+                            self.free.push(d.addr & self.chunk_mask);
+                        }
+                    }
+                }
+            }
+            TxKind::Broadcast if !plan.usable().is_empty() => {
+                let usable = plan.usable();
+                for d in &descs[..n] {
+                    // The original frame goes to the first slave; each
+                    // extra slave gets a copy in a frame of its own.
+                    for (k, &t) in usable.iter().enumerate() {
+                        let t = t as usize;
+                        if t >= self.slaves.len() {
+                            continue;
+                        }
+                        let desc = if k == 0 {
+                            *d
+                        } else {
+                            let Some(base) = self.free.pop() else {
+                                self.slave_local[t].tx_drop_ring_full += 1;
+                                continue;
+                            };
+                            let addr = base + self.headroom;
+                            let len = d.len as usize;
+                            self.umem.copy_within(d.addr, addr, len);
+                            XdpDesc {
+                                addr,
+                                len: d.len,
+                                options: 0,
+                            }
+                        };
+                        self.staged[t][self.staged_n[t]] = desc;
+                        self.staged_n[t] += 1;
+                    }
                 }
             }
             _ => {
@@ -599,7 +657,30 @@ impl<S: Sock> Worker<S> {
                 }
             }
         }
+        self.flush_staged();
         n
+    }
+
+    /// Puts each slave's staged descriptors on its TX ring in one produce.
+    fn flush_staged(&mut self) {
+        for t in 0..self.slaves.len() {
+            let m = self.staged_n[t];
+            if m == 0 {
+                continue;
+            }
+            self.staged_n[t] = 0;
+            let port = &mut self.slaves[t][0];
+            let staged = &self.staged[t][..m];
+            let sent = port.sock.tx().produce(staged);
+            port.sent += sent as u64;
+            let local = &mut self.slave_local[t];
+            local.tx_packets += sent as u64;
+            local.tx_bytes += staged[..sent].iter().map(|d| u64::from(d.len)).sum::<u64>();
+            local.tx_drop_ring_full += (m - sent) as u64;
+            for d in &staged[sent..m] {
+                self.free.push(d.addr & self.chunk_mask);
+            }
+        }
     }
 
     /// Copies a control-plane frame into a free UMEM frame and queues it on
@@ -796,7 +877,7 @@ mod tests {
         let logical = LogicalIo::Xsk(vec![MemSock::new(16)]);
         let mut w = Worker::new(umem, slaves, logical);
         w.set_snapshot(Snapshot {
-            tx_slave: Some(0),
+            tx: TxPlan::single(0),
             rx_mask: 0b01,
         });
         w.prime();
@@ -858,7 +939,7 @@ mod tests {
 
         // Failover: the next batch uses slave 1.
         w.set_snapshot(Snapshot {
-            tx_slave: Some(1),
+            tx: TxPlan::single(1),
             rx_mask: 0b10,
         });
         assert!(with_port(&mut w, None, |s, u| s.deliver(u, &frame(0x0800, 10))));
@@ -894,7 +975,7 @@ mod tests {
         assert_eq!(queued + dropped, sent);
         // No active slave: frames are dropped and counted on the logical port.
         w.set_snapshot(Snapshot {
-            tx_slave: None,
+            tx: TxPlan::none(),
             rx_mask: 0,
         });
         assert!(with_port(&mut w, None, |s, u| s.deliver(u, &frame(0x0800, 99))));
@@ -902,6 +983,50 @@ mod tests {
         w.publish();
         assert_eq!(w.logical_stats.tx_drop_no_slave.load(Ordering::Relaxed), 1);
         assert!(w.accounting().balanced());
+    }
+
+    #[test]
+    fn round_robin_alternates_and_broadcast_copies_to_every_slave() {
+        let mut w = setup();
+        w.set_snapshot(Snapshot {
+            tx: TxPlan::round_robin(&[0, 1], 1),
+            rx_mask: 0b11,
+        });
+        for i in 0..6 {
+            assert!(with_port(&mut w, None, |s, u| s.deliver(u, &frame(0x0800, i))));
+        }
+        w.step();
+        let a = with_port(&mut w, Some(0), |s, u| s.transmit(u));
+        let b = with_port(&mut w, Some(1), |s, u| s.transmit(u));
+        assert_eq!((a.len(), b.len()), (3, 3));
+        // Consecutive frames alternate slaves.
+        let tags_a: Vec<u8> = a.iter().map(|f| f[14]).collect();
+        let tags_b: Vec<u8> = b.iter().map(|f| f[14]).collect();
+        assert!(tags_a.iter().all(|t| t % 2 == tags_a[0] % 2));
+        assert!(tags_b.iter().all(|t| t % 2 != tags_a[0] % 2));
+        // Both slaves deliver up in balance-rr.
+        assert!(with_port(&mut w, Some(0), |s, u| s.deliver(u, &frame(0x0800, 20))));
+        assert!(with_port(&mut w, Some(1), |s, u| s.deliver(u, &frame(0x0800, 21))));
+        w.step();
+        assert_eq!(with_port(&mut w, None, |s, u| s.transmit(u)).len(), 2);
+        w.step();
+        assert!(w.accounting().balanced());
+
+        w.set_snapshot(Snapshot {
+            tx: TxPlan::broadcast(&[0, 1]),
+            rx_mask: 0b11,
+        });
+        for i in 0..4 {
+            assert!(with_port(&mut w, None, |s, u| s.deliver(u, &frame(0x0800, 30 + i))));
+        }
+        w.step();
+        let a = with_port(&mut w, Some(0), |s, u| s.transmit(u));
+        let b = with_port(&mut w, Some(1), |s, u| s.transmit(u));
+        assert_eq!(a.len(), 4);
+        assert_eq!(a, b, "every slave sends every frame, byte for byte");
+        w.step();
+        let acc = w.accounting();
+        assert!(acc.balanced(), "{acc:?}");
     }
 
     #[test]

@@ -184,6 +184,24 @@ impl Umem {
         unsafe { std::slice::from_raw_parts_mut(self.area.ptr.as_ptr().add(off), len) }
     }
 
+    /// Copies `len` bytes of one owned frame into another (broadcast's extra
+    /// copies). Panics if either range leaves its chunk or they share one.
+    pub fn copy_within(&mut self, src: u64, dst: u64, len: usize) {
+        let s = self.check(src, len);
+        let d = self.check(dst, len);
+        let fs = self.frame_size as usize;
+        assert!(s / fs != d / fs, "copy within one UMEM chunk");
+        // SAFETY: both ranges are in bounds (checked) and in different chunks,
+        // so they do not overlap; the caller owns both frames.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.area.ptr.as_ptr().add(s),
+                self.area.ptr.as_ptr().add(d),
+                len,
+            );
+        }
+    }
+
     fn reg(&self) -> libc::xdp_umem_reg {
         // SAFETY: xdp_umem_reg is a plain C struct; all-zero is valid.
         let mut r: libc::xdp_umem_reg = unsafe { std::mem::zeroed() };

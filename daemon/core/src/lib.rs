@@ -8,5 +8,6 @@ pub mod config;
 pub mod link;
 pub mod select;
 pub mod time;
+pub mod xmit;
 
 pub use time::Instant;

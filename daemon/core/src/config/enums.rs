@@ -194,6 +194,20 @@ kernel_enum! {
 }
 
 kernel_enum! {
+    /// How a transmit hash picks a slave (`xmit_hash_table`). **bondd-only**:
+    /// not a kernel option. `modulo` (default) is the kernel's
+    /// `usable[hash % count]`, under which a slave failing or returning moves
+    /// most flows of the other slaves too; `stable` maps the hash through a
+    /// 256-bucket table so that only the failed slave's flows move, and a
+    /// returning slave takes back at most its share. Used by balance-xor and
+    /// 802.3ad.
+    XmitHashTable("xmit_hash_table", default Modulo) {
+        Modulo = 0 => "modulo",
+        Stable = 1 => "stable",
+    }
+}
+
+kernel_enum! {
     /// LACPDU rate asked of the partner (`lacp_rate`).
     LacpRate("lacp_rate", default Slow) {
         Slow = 0 => "slow",

@@ -23,7 +23,7 @@ use std::str::FromStr;
 
 pub use enums::{
     AdSelect, ArpAllTargets, ArpValidate, FailOverMac, InterfaceKind, LacpRate, Mode,
-    ParseEnumError, PrimaryReselect, XmitHashPolicy,
+    ParseEnumError, PrimaryReselect, XmitHashPolicy, XmitHashTable,
 };
 
 use node::Node;
@@ -146,6 +146,8 @@ pub struct BondConfig {
     pub all_slaves_active: bool,
     pub packets_per_slave: u16,
     pub xmit_hash_policy: XmitHashPolicy,
+    /// bondd-only (not a kernel option): how the hash picks a slave.
+    pub xmit_hash_table: XmitHashTable,
     pub lacp_rate: LacpRate,
     pub lacp_active: bool,
     pub ad_select: AdSelect,
@@ -196,6 +198,7 @@ impl BondConfig {
             all_slaves_active: false,
             packets_per_slave: 1,
             xmit_hash_policy: XmitHashPolicy::Layer2,
+            xmit_hash_table: XmitHashTable::Modulo,
             lacp_rate: LacpRate::Slow,
             lacp_active: true,
             ad_select: AdSelect::Stable,

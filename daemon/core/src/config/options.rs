@@ -7,8 +7,8 @@ use super::enums::KernelEnum;
 use super::node::Node;
 use super::{
     AdSelect, ArpAllTargets, ArpValidate, BOND_KEYS, BondConfig, Cx, FailOverMac, InterfaceKind,
-    IpPrefix, LacpRate, Limits, Mode, PrimaryReselect, XmitHashPolicy, check_ifname, format_mac,
-    parse_mac,
+    IpPrefix, LacpRate, Limits, Mode, PrimaryReselect, XmitHashPolicy, XmitHashTable, check_ifname,
+    format_mac, parse_mac,
 };
 
 /// Canonical kernel options. Aliases map onto these.
@@ -34,6 +34,8 @@ enum Opt {
     AllSlavesActive,
     PacketsPerSlave,
     XmitHashPolicy,
+    /// bondd-only.
+    XmitHashTable,
     LacpRate,
     LacpActive,
     AdSelect,
@@ -69,6 +71,8 @@ const HASH: &[Mode] = &[
     Mode::BalanceAlb,
 ];
 const AD: &[Mode] = &[Mode::Ieee8023ad];
+/// Modes with the xor transmit rule, where `xmit_hash_table` applies.
+const XOR: &[Mode] = &[Mode::BalanceXor, Mode::Ieee8023ad];
 const RR: &[Mode] = &[Mode::BalanceRr];
 const TLB: &[Mode] = &[Mode::BalanceTlb, Mode::BalanceAlb];
 const AB: &[Mode] = &[Mode::ActiveBackup];
@@ -101,6 +105,7 @@ const SPECS: &[Spec] = &[
     spec("all_slaves_active", Opt::AllSlavesActive, ALL),
     spec("packets_per_slave", Opt::PacketsPerSlave, RR),
     spec("xmit_hash_policy", Opt::XmitHashPolicy, HASH),
+    spec("xmit_hash_table", Opt::XmitHashTable, XOR),
     spec("lacp_rate", Opt::LacpRate, AD),
     spec("lacp_active", Opt::LacpActive, AD),
     spec("ad_select", Opt::AdSelect, AD),
@@ -143,6 +148,7 @@ enum Val {
     Reselect(PrimaryReselect),
     Fom(FailOverMac),
     Xmit(XmitHashPolicy),
+    Table(XmitHashTable),
     Lacp(LacpRate),
     Ad(AdSelect),
     Validate(ArpValidate),
@@ -168,6 +174,7 @@ impl Val {
             Val::Reselect(v) => v.to_string(),
             Val::Fom(v) => v.to_string(),
             Val::Xmit(v) => v.to_string(),
+            Val::Table(v) => v.to_string(),
             Val::Lacp(v) => v.to_string(),
             Val::Ad(v) => v.to_string(),
             Val::Validate(v) => v.to_string(),
@@ -205,6 +212,7 @@ fn parse_value(opt: Opt, node: &Node) -> Result<Val, String> {
         Opt::PrimaryReselect => enumv(node).map(Val::Reselect),
         Opt::FailOverMac => enumv(node).map(Val::Fom),
         Opt::XmitHashPolicy => enumv(node).map(Val::Xmit),
+        Opt::XmitHashTable => enumv(node).map(Val::Table),
         Opt::LacpRate => enumv(node).map(Val::Lacp),
         Opt::AdSelect => enumv(node).map(Val::Ad),
         Opt::ArpValidate => enumv(node).map(Val::Validate),
@@ -712,6 +720,7 @@ fn apply(cfg: &mut BondConfig, val: &Val, opt: Opt) {
         (_, Val::Reselect(v)) => cfg.primary_reselect = *v,
         (_, Val::Fom(v)) => cfg.fail_over_mac = *v,
         (_, Val::Xmit(v)) => cfg.xmit_hash_policy = *v,
+        (_, Val::Table(v)) => cfg.xmit_hash_table = *v,
         (_, Val::Lacp(v)) => cfg.lacp_rate = *v,
         (_, Val::Ad(v)) => cfg.ad_select = *v,
         (_, Val::Validate(v)) => cfg.arp_validate = *v,
@@ -736,11 +745,16 @@ fn check_modes(cx: &mut Cx<'_>, bond: Option<&str>, cfg: &BondConfig, resolved: 
             } else {
                 "mode"
             };
+            let who = if s.opt == Opt::XmitHashTable {
+                "bondd"
+            } else {
+                "kernel"
+            };
             cx.err(
                 bond,
                 Some(s.spelled),
                 format!(
-                    "option `{}` is not supported in mode {mode} (kernel: {plural} {list})",
+                    "option `{}` is not supported in mode {mode} ({who}: {plural} {list})",
                     s.spelled
                 ),
             );

@@ -760,3 +760,33 @@ fn options_must_be_a_string() {
         &["expected a string"],
     );
 }
+
+#[test]
+fn xmit_hash_table_is_a_bondd_extension() {
+    let b = one(&bond("mode: balance-xor"));
+    assert_eq!(b.xmit_hash_table, XmitHashTable::Modulo);
+    let b = one(&bond("mode: 2\nxmit_hash_table: stable"));
+    assert_eq!(b.xmit_hash_table, XmitHashTable::Stable);
+    assert!(b.explicitly_set("xmit_hash_table"));
+    let b = one(&bond("options: mode=802.3ad xmit_hash_table=1"));
+    assert_eq!(b.xmit_hash_table, XmitHashTable::Stable);
+    let e = one_err(
+        &bond("mode: 1\nxmit_hash_table: stable"),
+        "xmit_hash_table",
+        &[],
+    );
+    assert_eq!(
+        e.reason,
+        "option `xmit_hash_table` is not supported in mode active-backup (bondd: modes balance-xor, 802.3ad)"
+    );
+    one_err(
+        &bond("mode: 2\nxmit_hash_table: consistent"),
+        "xmit_hash_table",
+        &["expected one of modulo/0, stable/1", "consistent"],
+    );
+    one_err(
+        &bond("mode: 2\nxmit_hash_table: Stable"),
+        "xmit_hash_table",
+        &["did you mean `stable`?"],
+    );
+}

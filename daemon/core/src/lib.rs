@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod lacp;
 pub mod link;
 pub mod select;
 pub mod time;

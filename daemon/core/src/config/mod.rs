@@ -157,6 +157,9 @@ pub struct BondConfig {
     pub ad_user_port_key: u16,
     pub min_links: u32,
     pub coupled_control: bool,
+    /// bondd-only (Open vSwitch's `lacp-fallback-ab`): active-backup while
+    /// no LACP partner answers on any slave.
+    pub lacp_fallback_ab: bool,
     pub broadcast_neighbor: bool,
     pub tlb_dynamic_lb: bool,
     pub lp_interval: u32,
@@ -207,6 +210,7 @@ impl BondConfig {
             ad_user_port_key: 0,
             min_links: 0,
             coupled_control: true,
+            lacp_fallback_ab: false,
             broadcast_neighbor: false,
             tlb_dynamic_lb: true,
             lp_interval: 1,

@@ -44,6 +44,8 @@ enum Opt {
     AdUserPortKey,
     MinLinks,
     CoupledControl,
+    /// bondd-only.
+    LacpFallbackAb,
     BroadcastNeighbor,
     TlbDynamicLb,
     LpInterval,
@@ -114,6 +116,7 @@ const SPECS: &[Spec] = &[
     spec("ad_user_port_key", Opt::AdUserPortKey, AD),
     spec("min_links", Opt::MinLinks, AD),
     spec("coupled_control", Opt::CoupledControl, AD),
+    spec("lacp_fallback_ab", Opt::LacpFallbackAb, AD),
     spec("broadcast_neighbor", Opt::BroadcastNeighbor, AD),
     spec("tlb_dynamic_lb", Opt::TlbDynamicLb, TLB),
     spec("lp_interval", Opt::LpInterval, TLB),
@@ -203,6 +206,7 @@ fn parse_value(opt: Opt, node: &Node) -> Result<Val, String> {
         | Opt::AllSlavesActive
         | Opt::LacpActive
         | Opt::CoupledControl
+        | Opt::LacpFallbackAb
         | Opt::BroadcastNeighbor
         | Opt::TlbDynamicLb => boolean(node).map(Val::Bool),
         Opt::ArpIpTarget => ip_list(node, v4_target).map(Val::V4),
@@ -711,6 +715,7 @@ fn apply(cfg: &mut BondConfig, val: &Val, opt: Opt) {
         (Opt::AllSlavesActive, _) => cfg.all_slaves_active = b,
         (Opt::LacpActive, _) => cfg.lacp_active = b,
         (Opt::CoupledControl, _) => cfg.coupled_control = b,
+        (Opt::LacpFallbackAb, _) => cfg.lacp_fallback_ab = b,
         (Opt::BroadcastNeighbor, _) => cfg.broadcast_neighbor = b,
         (Opt::TlbDynamicLb, _) => cfg.tlb_dynamic_lb = b,
         (_, Val::V4(v)) => cfg.arp_ip_target = v.clone(),
@@ -745,7 +750,7 @@ fn check_modes(cx: &mut Cx<'_>, bond: Option<&str>, cfg: &BondConfig, resolved: 
             } else {
                 "mode"
             };
-            let who = if s.opt == Opt::XmitHashTable {
+            let who = if matches!(s.opt, Opt::XmitHashTable | Opt::LacpFallbackAb) {
                 "bondd"
             } else {
                 "kernel"

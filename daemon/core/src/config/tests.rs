@@ -790,3 +790,19 @@ fn xmit_hash_table_is_a_bondd_extension() {
         &["did you mean `stable`?"],
     );
 }
+
+#[test]
+fn lacp_fallback_ab_is_a_bondd_extension() {
+    assert!(!one(&bond("mode: 4")).lacp_fallback_ab);
+    let b = one(&bond("mode: 4\nlacp_fallback_ab: on"));
+    assert!(b.lacp_fallback_ab);
+    assert!(b.explicitly_set("lacp_fallback_ab"));
+    assert!(one(&bond("options: mode=802.3ad lacp_fallback_ab=1")).lacp_fallback_ab);
+    let e = errs(&bond("mode: 1\nlacp_fallback_ab: on"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].to_string().contains("(bondd: mode 802.3ad)"),
+        "{}",
+        e[0]
+    );
+}

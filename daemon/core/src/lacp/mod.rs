@@ -133,7 +133,7 @@ impl LacpConfig {
             user_port_key: b.ad_user_port_key,
             min_links: b.min_links,
             coupled_control: b.coupled_control,
-            fallback_ab: false,
+            fallback_ab: b.lacp_fallback_ab,
         }
     }
 }

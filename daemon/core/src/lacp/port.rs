@@ -298,7 +298,10 @@ impl Port {
             };
         }
 
-        if self.rx == last && pdu.is_none() {
+        // A PDU re-runs only CURRENT's actions; in PORT_DISABLED or
+        // LACP_DISABLED it is dropped (the kernel re-runs those states'
+        // actions, which unselects a half-duplex port on every PDU).
+        if self.rx == last && !(pdu.is_some() && self.rx == RxState::Current) {
             return false;
         }
         match self.rx {

@@ -248,6 +248,7 @@ pub struct Bond {
     last_plan: TxPlan,
     /// Usable slaves at the last publish, to log changes of the set.
     last_usable: Vec<u8>,
+    copy_mode: Option<CopyMode>,
 }
 
 impl Bond {
@@ -285,6 +286,7 @@ impl Bond {
             mac: cfg.bond_mac(),
             last_plan: TxPlan::none(),
             last_usable: Vec::new(),
+            copy_mode: None,
             cfg,
         };
         match bond.setup(net).await {
@@ -646,7 +648,7 @@ impl Bond {
                 }
                 warn!(bond = %self.cfg.name, from = %names(&before), to = %names(&self.last_usable), reason = why, "failover: transmitting slaves now [{}]", names(&self.last_usable));
                 let up = !self.last_usable.is_empty();
-                if up != !before.is_empty() || why == "start" {
+                if up == before.is_empty() || why == "start" {
                     self.set_logical_carrier(net, up).await;
                 }
             }
@@ -890,6 +892,148 @@ impl Bond {
             ));
         }
         s
+    }
+
+    /// The bond's state for `bondd status` and the metrics.
+    pub fn status(&self) -> crate::status::BondStatus {
+        use crate::status::{BondStatus, SlaveCounters, SlaveStatus};
+        let r = Ordering::Relaxed;
+        let mode = self.cfg.mode;
+        let hashes = matches!(mode, Mode::BalanceXor | Mode::Ieee8023ad)
+            || (mode == Mode::BalanceTlb && !self.cfg.tlb_dynamic_lb);
+        let slaves = self
+            .slaves
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let st = self.slave_stats.get(i);
+                let get = |f: fn(&PortStats) -> &std::sync::atomic::AtomicU64| {
+                    st.map(|x| f(x).load(r)).unwrap_or(0)
+                };
+                let x = s
+                    .xdp
+                    .as_ref()
+                    .and_then(|x| x.counters().ok())
+                    .unwrap_or_default();
+                let state = self.monitor.state(i);
+                SlaveStatus {
+                    name: s.name.clone(),
+                    mii_up: state.is_usable(),
+                    link_state: state.name().to_string(),
+                    speed_mbps: s.speed,
+                    full_duplex: s.duplex,
+                    link_failure_count: self.monitor.link_failure_count(i),
+                    perm_hwaddr: format_mac(&s.saved.mac),
+                    queue_id: 0,
+                    active: self.last_usable.contains(&(i as u8)),
+                    xdp_mode: s
+                        .xdp
+                        .as_ref()
+                        .and_then(|x| x.mode())
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                    af_xdp_mode: self.copy_mode.map(|m| m.to_string()).unwrap_or_default(),
+                    counters: SlaveCounters {
+                        rx_packets: get(|p| &p.rx_packets),
+                        rx_bytes: get(|p| &p.rx_bytes),
+                        tx_packets: get(|p| &p.tx_packets),
+                        tx_bytes: get(|p| &p.tx_bytes),
+                        rx_dropped: vec![
+                            (
+                                "inactive".into(),
+                                get(|p| &p.rx_drop_inactive) + x.drop_inactive,
+                            ),
+                            ("bond_full".into(), get(|p| &p.rx_drop_peer_full)),
+                            ("runt".into(), get(|p| &p.rx_drop_runt) + x.drop_runt),
+                            ("no_socket".into(), x.drop_no_socket),
+                        ],
+                        tx_dropped: vec![
+                            ("ring_full".into(), get(|p| &p.tx_drop_ring_full)),
+                            ("error".into(), get(|p| &p.tx_drop_error)),
+                        ],
+                        rx_slow_proto: get(|p| &p.rx_slow_proto),
+                        tx_kicks: get(|p| &p.tx_kicks),
+                    },
+                    lacp: None,
+                }
+            })
+            .collect();
+        BondStatus {
+            name: self.cfg.name.clone(),
+            mode: mode.kernel_name().to_string(),
+            mode_description: mode.proc_name().to_string(),
+            fail_over_mac: self.cfg.fail_over_mac.kernel_name().to_string(),
+            xmit_hash_policy: hashes.then(|| {
+                (
+                    self.cfg.xmit_hash_policy.kernel_name().to_string(),
+                    self.cfg.xmit_hash_policy.number(),
+                )
+            }),
+            uses_primary: mode.uses_primary(),
+            primary: self.cfg.primary.clone(),
+            primary_reselect: self.cfg.primary_reselect.kernel_name().to_string(),
+            active_slave: if mode.uses_primary() {
+                self.active_name().map(str::to_string)
+            } else {
+                None
+            },
+            mii_up: !self.last_usable.is_empty(),
+            miimon: self.cfg.miimon,
+            updelay: self.cfg.updelay,
+            downdelay: self.cfg.downdelay,
+            peer_notif_delay: self.cfg.peer_notif_delay,
+            arp_interval: self.cfg.arp_interval,
+            mac: format_mac(&self.mac),
+            interface: match self.cfg.interface {
+                InterfaceKind::Veth => "veth".into(),
+                InterfaceKind::Tap => "tap".into(),
+            },
+            failovers: self.failovers,
+            lacp: None,
+            slaves,
+        }
+    }
+
+    /// Forces the active slave, as writing the kernel's `active_slave`
+    /// does: only in active-backup, only to a slave whose link is up.
+    pub async fn set_active(&mut self, net: &Net, slave: &str) -> Result<String> {
+        if !self.cfg.mode.uses_primary() {
+            bail!(
+                "bond {}: active_slave is not supported in mode {}",
+                self.cfg.name,
+                self.cfg.mode.kernel_name()
+            );
+        }
+        let Some(i) = self.slaves.iter().position(|s| s.name == slave) else {
+            bail!(
+                "bond {}: {slave} is not a slave of this bond",
+                self.cfg.name
+            );
+        };
+        if self.monitor.state(i) != LinkState::Up {
+            bail!(
+                "bond {}: {slave} cannot become active: its link is {}",
+                self.cfg.name,
+                self.monitor.state(i)
+            );
+        }
+        if self.active == Some(i) {
+            return Ok(format!(
+                "{slave} is already the active slave of {}",
+                self.cfg.name
+            ));
+        }
+        let old = self.active_name().unwrap_or("none").to_string();
+        self.active = Some(i);
+        self.publish();
+        self.failovers += 1;
+        warn!(bond = %self.cfg.name, from = %old, to = %slave, reason = "set-active", "failover: making interface {slave} the new active one");
+        self.notify_due = (self.cfg.num_grat_arp > 0).then(|| (now(), self.cfg.num_grat_arp));
+        self.set_logical_carrier(net, true).await;
+        Ok(format!(
+            "{slave} is now the active slave of {}",
+            self.cfg.name
+        ))
     }
 
     /// Failovers so far.

@@ -2,11 +2,14 @@
 #![forbid(unsafe_code)]
 
 mod bond;
+mod control;
 mod dataplane;
 mod demo;
+mod metrics;
 mod netlink;
 mod notify;
 mod state;
+mod status;
 
 use anyhow::{Context, Result};
 use bond::Bond;
@@ -29,9 +32,16 @@ struct Cli {
     /// Bond configuration (YAML). Runs the bonds it describes.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
-    /// Where bondd records what it changed on the slaves, to restore it.
+    /// Where bondd records what it changed on the slaves, to restore it,
+    /// and where its control socket lives.
     #[arg(long, default_value = "/run/bondd")]
     state_dir: PathBuf,
+    /// Control socket path (default: STATE_DIR/bondd-<netns>.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Prometheus metrics listen address, or `off`.
+    #[arg(long, default_value = metrics::DEFAULT_LISTEN)]
+    metrics: String,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -43,6 +53,33 @@ enum Cmd {
         /// Bond configuration (YAML).
         #[arg(long, short = 'c')]
         config: PathBuf,
+    },
+    /// Show bond state as /proc/net/bonding/<bond> does (or --json).
+    Status {
+        /// Only this bond.
+        bond: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Control socket of the daemon.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// State directory of the daemon (finds its default socket).
+        #[arg(long, default_value = "/run/bondd")]
+        state_dir: PathBuf,
+    },
+    /// Make SLAVE the active slave of BOND (the kernel's active_slave).
+    SetActive {
+        /// Bond name.
+        bond: String,
+        /// Slave name.
+        slave: String,
+        /// Control socket of the daemon.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// State directory of the daemon (finds its default socket).
+        #[arg(long, default_value = "/run/bondd")]
+        state_dir: PathBuf,
     },
     /// Self-contained demo on veth pairs in network namespaces.
     Demo {
@@ -112,6 +149,65 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Some(Cmd::Status {
+            bond,
+            json,
+            socket,
+            state_dir,
+        }) => {
+            let path = socket.unwrap_or_else(|| control::default_socket(&state_dir));
+            match control::request(&path, &control::Request::Status { bond: bond.clone() }) {
+                Ok(r) if r.ok => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&r.bonds).unwrap_or_default()
+                        );
+                    } else {
+                        for (i, b) in r.bonds.iter().enumerate() {
+                            if i > 0 {
+                                println!();
+                            }
+                            print!(
+                                "{}",
+                                b.to_proc(&format!("{} (bondd)", env!("CARGO_PKG_VERSION")))
+                            );
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(r) => {
+                    eprintln!("bondd: {}", r.error.unwrap_or_default());
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("bondd: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some(Cmd::SetActive {
+            bond,
+            slave,
+            socket,
+            state_dir,
+        }) => {
+            let path = socket.unwrap_or_else(|| control::default_socket(&state_dir));
+            match control::request(&path, &control::Request::SetActive { bond, slave }) {
+                Ok(r) if r.ok => {
+                    println!("{}", r.message.unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(r) => {
+                    eprintln!("bondd: {}", r.error.unwrap_or_default());
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("bondd: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Some(Cmd::Demo { seconds }) => match demo::run(seconds) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -126,7 +222,10 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             };
-            run(path, cli.state_dir)
+            let socket = cli
+                .socket
+                .unwrap_or_else(|| control::default_socket(&cli.state_dir));
+            run(path, cli.state_dir, socket, cli.metrics)
         }
     }
 }
@@ -148,7 +247,18 @@ fn check_system(cfg: &config::Config, file: &str) -> Result<()> {
     })
 }
 
-fn run(path: PathBuf, state_dir: PathBuf) -> ExitCode {
+fn run(path: PathBuf, state_dir: PathBuf, socket: PathBuf, metrics_listen: String) -> ExitCode {
+    let metrics_addr = if metrics_listen == "off" {
+        None
+    } else {
+        match metrics_listen.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("bondd: --metrics {metrics_listen}: not an address:port or `off`: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
     let cfg = match load_config(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -176,7 +286,7 @@ fn run(path: PathBuf, state_dir: PathBuf) -> ExitCode {
         }
     };
     let file = path.display().to_string();
-    match rt.block_on(serve(cfg, &file, state_dir)) {
+    match rt.block_on(serve(cfg, &file, state_dir, socket, metrics_addr)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e:#}");
@@ -185,7 +295,13 @@ fn run(path: PathBuf, state_dir: PathBuf) -> ExitCode {
     }
 }
 
-async fn serve(cfg: config::Config, file: &str, state_dir: PathBuf) -> Result<()> {
+async fn serve(
+    cfg: config::Config,
+    file: &str,
+    state_dir: PathBuf,
+    socket: PathBuf,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> Result<()> {
     let mut net = Net::open()?;
     let mut events = net.take_events();
     // Every check before any change: a bad slave or a busy interface leaves
@@ -217,6 +333,35 @@ async fn serve(cfg: config::Config, file: &str, state_dir: PathBuf) -> Result<()
             }
         }
     }
+    let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel::<control::ControlMsg>(16);
+    let (met_tx, mut met_rx) =
+        tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<String>>(16);
+    let started_services = async {
+        let c = control::serve(&socket, ctl_tx)?;
+        // Metrics are not worth losing the bond over: a bind failure (port
+        // taken, no loopback in this namespace) is logged and bonding goes on.
+        let m = match metrics_addr {
+            Some(a) => match metrics::serve(a, met_tx).await {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    error!("{e:#}; running without metrics");
+                    None
+                }
+            },
+            None => None,
+        };
+        anyhow::Ok((c, m))
+    }
+    .await;
+    let _services = match started_services {
+        Ok(s) => s,
+        Err(e) => {
+            for mut bd in bonds {
+                bd.teardown(&net).await;
+            }
+            return Err(e);
+        }
+    };
     info!(
         bonds = bonds.len(),
         "bondd ready: {}",
@@ -276,6 +421,39 @@ async fn serve(cfg: config::Config, file: &str, state_dir: PathBuf) -> Result<()
                     info!(bond = %b.cfg.name, failovers = b.failovers(), "{}", b.summary());
                 }
             }
+            Some(msg) = ctl_rx.recv() => {
+                let resp = match msg.req {
+                    control::Request::Status { bond } => {
+                        let list: Vec<_> = bonds
+                            .iter()
+                            .filter(|b| bond.as_ref().is_none_or(|n| &b.cfg.name == n))
+                            .map(|b| b.status())
+                            .collect();
+                        if let (Some(n), true) = (&bond, list.is_empty()) {
+                            control::Response::err(format!("no bond named {n}"))
+                        } else {
+                            control::Response { ok: true, bonds: list, ..Default::default() }
+                        }
+                    }
+                    control::Request::SetActive { bond, slave } => {
+                        match bonds.iter_mut().find(|b| b.cfg.name == bond) {
+                            None => control::Response::err(format!("no bond named {bond}")),
+                            Some(b) => match b.set_active(&net, &slave).await {
+                                Ok(m) => control::Response { ok: true, message: Some(m), ..Default::default() },
+                                Err(e) => control::Response::err(format!("{e:#}")),
+                            },
+                        }
+                    }
+                    control::Request::Reload => control::Response::err(
+                        "reload is not implemented yet; restart bondd to apply a new configuration",
+                    ),
+                };
+                let _ = msg.reply.send(resp);
+            }
+            Some(reply) = met_rx.recv() => {
+                let st: Vec<_> = bonds.iter().map(|b| b.status()).collect();
+                let _ = reply.send(metrics::render(&st));
+            }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
@@ -289,6 +467,7 @@ async fn serve(cfg: config::Config, file: &str, state_dir: PathBuf) -> Result<()
     }
     // Keep the netlink connection alive until teardown is done.
     let _ = &mut net;
+    let _ = std::fs::remove_file(&socket);
     info!("bondd stopped");
     Ok(())
 }

@@ -21,6 +21,27 @@
 //! while such work is pending. Collecting/distributing state is updated
 //! by every entry point, so it can be read right after the event.
 //!
+//! ```
+//! use bondd_core::Instant;
+//! use bondd_core::lacp::{Lacp, LacpConfig};
+//!
+//! let mut lacp = Lacp::new(LacpConfig::new([0x02, 0, 0, 0, 0, 1]), Instant(0));
+//! lacp.add_port(0, 1, [0x02, 0, 0, 0, 1, 1], Some(10_000), true, true, Instant(0));
+//! // The daemon's loop: send what poll returns, sleep until next_deadline
+//! // or the next frame / carrier event, whichever comes first.
+//! let frames = lacp.poll(Instant(0));
+//! assert_eq!(frames.len(), 1); // the first LACPDU, 124 bytes
+//! assert_eq!(frames[0].1.len(), 124);
+//! assert!(lacp.next_deadline().is_some());
+//! // Until a partner answers, the kernel's "join individuals" rule lets
+//! // the one partnerless aggregator carry traffic.
+//! assert_eq!(lacp.distributing_ports(), vec![0]);
+//! ```
+//!
+//! Not covered: changing `LacpConfig` at run time (create a new engine),
+//! the marker protocol as a sender (like the kernel, markers are only
+//! answered), Standby ports / port limits per aggregator.
+//!
 //! Differences from the kernel, on purpose:
 //! - Timers are exact deadlines (see above); the 3-PDUs-per-second limit is
 //!   802.1AX's "at most 3 in any 1 s window" rather than one PDU per 300 ms.

@@ -1013,3 +1013,20 @@ fn next_deadline_is_quiet_when_idle() {
     }
     assert!(now <= t(200) + timers::CHURN_DETECTION);
 }
+
+#[test]
+fn config_from_bond() {
+    let mut b = BondConfig::new("bond0", vec!["eth0".into()]);
+    b.lacp_rate = LacpRate::Fast;
+    b.ad_user_port_key = 3;
+    b.lacp_fallback_ab = true;
+    let c = LacpConfig::from_bond(&b);
+    assert_eq!(c.system_mac, b.bond_mac(), "bond MAC by default");
+    assert_eq!(
+        (c.rate, c.user_port_key, c.fallback_ab),
+        (LacpRate::Fast, 3, true)
+    );
+    assert_eq!(c.system_priority, 65535);
+    b.ad_actor_system = Some([2, 0, 0, 0, 0, 7]);
+    assert_eq!(LacpConfig::from_bond(&b).system_mac, [2, 0, 0, 0, 0, 7]);
+}

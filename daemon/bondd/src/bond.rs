@@ -4,7 +4,7 @@
 //! everything on the way out.
 
 use crate::{
-    dataplane::{Inject, LogicalIo, PortStats, Snapshot, Worker, WorkerCtl},
+    dataplane::{Inject, LogicalIo, PortStats, SlowFrame, Snapshot, Worker, WorkerCtl},
     netlink::{LinkInfoView, Net},
     notify,
     state::{self, BondState, SavedSlave},
@@ -12,6 +12,7 @@ use crate::{
 use anyhow::{Context, Result, anyhow, bail};
 use bondd_core::{
     config::{BondConfig, FailOverMac, InterfaceKind, Mode, XmitHashTable, format_mac},
+    lacp::{Lacp, LacpConfig},
     link::{LinkEvent, LinkMonitor, LinkState},
     select::{Selector, SlaveView},
     time::Instant,
@@ -51,6 +52,20 @@ pub fn now() -> Instant {
     Instant(sys::monotonic_ns())
 }
 
+/// This host's identity for deriving the bond MAC: /etc/machine-id (or
+/// D-Bus's copy); empty when neither exists, which still gives a stable MAC.
+pub fn host_id() -> Vec<u8> {
+    for p in ["/etc/machine-id", "/var/lib/dbus/machine-id"] {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            let s = s.trim();
+            if !s.is_empty() {
+                return s.as_bytes().to_vec();
+            }
+        }
+    }
+    Vec::new()
+}
+
 /// Name of the far end of the logical veth pair (IFNAMSIZ-safe).
 pub fn peer_name(bond: &str) -> String {
     if bond.len() <= 12 {
@@ -69,9 +84,13 @@ pub fn peer_name(bond: &str) -> String {
 /// Everything that the daemon refuses before it changes anything.
 pub async fn preflight(net: &Net, cfg: &BondConfig, state_dir: &Path) -> Result<()> {
     match cfg.mode {
-        Mode::ActiveBackup | Mode::BalanceRr | Mode::BalanceXor | Mode::Broadcast => {}
+        Mode::ActiveBackup
+        | Mode::BalanceRr
+        | Mode::BalanceXor
+        | Mode::Broadcast
+        | Mode::Ieee8023ad => {}
         other => bail!(
-            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (balance-rr, active-backup, balance-xor and broadcast run today)",
+            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (balance-rr, active-backup, balance-xor, broadcast and 802.3ad run today)",
             cfg.name,
             other.kernel_name()
         ),
@@ -249,11 +268,20 @@ pub struct Bond {
     /// Usable slaves at the last publish, to log changes of the set.
     last_usable: Vec<u8>,
     copy_mode: Option<CopyMode>,
+    /// The 802.3ad engine, in that mode.
+    lacp: Option<Lacp>,
+    slow_rx: Option<std::sync::mpsc::Receiver<SlowFrame>>,
+    slow_notify: Arc<tokio::sync::Notify>,
 }
 
 impl Bond {
     /// Sets the bond up. On error, what was done is undone before returning.
-    pub async fn start(net: &Net, cfg: BondConfig, state_dir: &Path) -> Result<Self> {
+    pub async fn start(
+        net: &Net,
+        cfg: BondConfig,
+        state_dir: &Path,
+        slow_notify: Arc<tokio::sync::Notify>,
+    ) -> Result<Self> {
         let n = cfg.slaves.len();
         let mut selector = Selector::new(
             cfg.primary
@@ -283,10 +311,13 @@ impl Bond {
             failovers: 0,
             notify_due: None,
             next_miimon: None,
-            mac: cfg.bond_mac(),
+            mac: cfg.bond_mac_for_host(&host_id()),
             last_plan: TxPlan::none(),
             last_usable: Vec::new(),
             copy_mode: None,
+            lacp: None,
+            slow_rx: None,
+            slow_notify,
             cfg,
         };
         match bond.setup(net).await {
@@ -425,7 +456,13 @@ impl Bond {
             Some(t) => LogicalIo::Tap(t),
             None => LogicalIo::Xsk(logical_socks),
         };
-        let worker = Worker::new(umem, slave_socks, logical_io);
+        let mut worker = Worker::new(umem, slave_socks, logical_io);
+        if self.cfg.mode == Mode::Ieee8023ad {
+            // Bounded: under a PDU flood the worker drops the excess.
+            let (tx, rx) = sync_channel(1024);
+            worker.set_slow_channel(tx, self.slow_notify.clone());
+            self.slow_rx = Some(rx);
+        }
         self.slave_stats = worker.slave_stats();
         self.logical_stats = Some(worker.logical_stats());
         let (snap_tx, snap_rx) = sync_channel(64);
@@ -453,6 +490,28 @@ impl Bond {
                 .context("slave vanished")?;
             self.monitor.set_initial(i, l.carrier);
             info!(bond = %name, slave = %s.name, carrier = l.carrier, "initial link state");
+        }
+        if self.cfg.mode == Mode::Ieee8023ad {
+            let mut lcfg = LacpConfig::from_bond(&self.cfg);
+            // The actor system id is the bond MAC (this host's), unless set.
+            lcfg.system_mac = self.cfg.ad_actor_system.unwrap_or(self.mac);
+            let mut lacp = Lacp::new(lcfg, t);
+            for (i, s) in self.slaves.iter().enumerate() {
+                // Port numbers are 1-based; LACPDUs carry the slave's own
+                // (permanent) MAC as source, as the kernel's do.
+                lacp.add_port(
+                    i,
+                    (i + 1) as u16,
+                    s.saved.mac,
+                    s.speed,
+                    s.duplex.unwrap_or(true),
+                    self.monitor.state(i).is_usable(),
+                    t,
+                );
+            }
+            info!(bond = %name, system = %format_mac(&lcfg.system_mac), rate = %self.cfg.lacp_rate.kernel_name(), active = self.cfg.lacp_active, "802.3ad: LACP started");
+            self.lacp = Some(lacp);
+            self.lacp_run(t);
         }
         self.reselect(net, t, "start").await;
 
@@ -553,6 +612,13 @@ impl Bond {
         if events.is_empty() {
             return;
         }
+        if let Some(l) = self.lacp.as_mut() {
+            for e in &events {
+                if e.usable_changed() {
+                    l.carrier(e.slave, e.to.is_usable(), t);
+                }
+            }
+        }
         for e in &events {
             let s = &self.slaves[e.slave].name;
             match e.to {
@@ -570,7 +636,47 @@ impl Bond {
                 }
             }
         }
+        if self.lacp.is_some() {
+            self.lacp_run(t);
+        }
         self.reselect(net, t, "link change").await;
+    }
+
+    /// Runs the LACP machines: sends what they produce on their ports.
+    fn lacp_run(&mut self, t: Instant) {
+        let Some(l) = self.lacp.as_mut() else {
+            return;
+        };
+        let frames = l.poll(t);
+        if frames.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.inject_tx {
+            for (port, frame) in frames {
+                let _ = tx.try_send(Inject { slave: port, frame });
+            }
+            self.wake.notify();
+        }
+    }
+
+    /// Takes the slow-protocol frames the worker received into the LACP
+    /// engine, then applies any change of aggregation.
+    pub async fn on_slow_frames(&mut self, net: &Net) {
+        let Some(rx) = &self.slow_rx else {
+            return;
+        };
+        let t = now();
+        let mut n = 0;
+        while let Ok(f) = rx.try_recv() {
+            if let Some(l) = self.lacp.as_mut() {
+                l.rx_frame(usize::from(f.slave), &f.data[..usize::from(f.len)], t);
+            }
+            n += 1;
+        }
+        if n > 0 {
+            self.lacp_run(t);
+            self.reselect(net, t, "lacp").await;
+        }
     }
 
     /// Timer work: delay expiries, miimon re-checks, peer notifications.
@@ -578,6 +684,10 @@ impl Bond {
         let t = now();
         let events = self.monitor.poll(t);
         self.apply(net, events, t).await;
+        if self.lacp.is_some() {
+            self.lacp_run(t);
+            self.reselect(net, t, "lacp").await;
+        }
         if let Some(due) = self.next_miimon
             && t >= due
         {
@@ -622,6 +732,7 @@ impl Bond {
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.monitor.next_deadline(),
+            self.lacp.as_ref().and_then(|l| l.next_deadline()),
             self.next_miimon,
             self.notify_due.map(|(t, _)| t),
         ]
@@ -719,6 +830,37 @@ impl Bond {
         } else {
             (1u32 << self.slaves.len()) - 1
         };
+        if let Some(l) = &self.lacp {
+            if let Some(fb) = l.fallback_active() {
+                // lacp_fallback_ab: no partner anywhere, so active-backup.
+                return (TxPlan::single(fb as u8), (1u32 << fb) & all);
+            }
+            let collecting: Vec<u8> = (0..self.slaves.len())
+                .filter(|&i| l.collecting(i))
+                .map(|i| i as u8)
+                .collect();
+            let dist: Vec<u8> = l
+                .distributing_ports()
+                .into_iter()
+                .map(|i| i as u8)
+                .collect();
+            let rx =
+                xmit::rx_mask(self.cfg.mode, None, &collecting, self.cfg.all_slaves_active) & all;
+            let tx = if dist.is_empty() || !l.bond_carrier() {
+                TxPlan::none()
+            } else {
+                TxPlan::hash(
+                    &dist,
+                    self.cfg.xmit_hash_policy,
+                    match self.cfg.xmit_hash_table {
+                        XmitHashTable::Modulo => Reduce::Modulo,
+                        XmitHashTable::Stable => Reduce::Stable,
+                    },
+                    Some(&self.last_plan),
+                )
+            };
+            return (tx, rx);
+        }
         let rx = xmit::rx_mask(self.cfg.mode, active, &usable, self.cfg.all_slaves_active) & all;
         let tx = if usable.is_empty() && self.cfg.mode != Mode::ActiveBackup {
             TxPlan::none()
@@ -821,6 +963,18 @@ impl Bond {
     /// restores the slaves. Safe on a half-built bond.
     pub async fn teardown(&mut self, net: &Net) {
         let name = self.cfg.name.clone();
+        if let (Some(l), Some(tx)) = (self.lacp.as_mut(), &self.inject_tx) {
+            // As the kernel's unbind: a last LACPDU with Sync, Collecting
+            // and Distributing cleared, so the partner stops using the links.
+            let t = now();
+            for i in 0..self.slaves.len() {
+                if let Some(f) = l.remove_port(i, t) {
+                    let _ = tx.try_send(Inject { slave: i, frame: f });
+                }
+            }
+            self.wake.notify();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.stop.store(true, Ordering::Relaxed);
         self.wake.notify();
         let worker = self.worker.take().and_then(|h| h.join().ok());
@@ -901,6 +1055,7 @@ impl Bond {
         let mode = self.cfg.mode;
         let hashes = matches!(mode, Mode::BalanceXor | Mode::Ieee8023ad)
             || (mode == Mode::BalanceTlb && !self.cfg.tlb_dynamic_lb);
+        let lacp_st = self.lacp.as_ref().map(|l| l.status());
         let slaves = self
             .slaves
             .iter()
@@ -954,7 +1109,37 @@ impl Bond {
                         rx_slow_proto: get(|p| &p.rx_slow_proto),
                         tx_kicks: get(|p| &p.tx_kicks),
                     },
-                    lacp: None,
+                    lacp: lacp_st
+                        .as_ref()
+                        .and_then(|l| l.ports.iter().find(|p| p.port == i))
+                        .map(|p| {
+                            let d =
+                                |x: &bondd_core::lacp::pdu::PortInfo| crate::status::LacpDetails {
+                                    system_priority: x.system_priority,
+                                    system_mac: format_mac(&x.system),
+                                    key: x.key,
+                                    port_priority: x.port_priority,
+                                    port_number: x.port,
+                                    port_state: x.state.0,
+                                };
+                            crate::status::LacpPortStatus {
+                                aggregator_id: p.aggregator_id,
+                                actor_churn_state: p.actor_churn_state.to_string(),
+                                partner_churn_state: p.partner_churn_state.to_string(),
+                                actor_churned_count: p.actor_churned_count as u32,
+                                partner_churned_count: p.partner_churned_count as u32,
+                                actor: d(&p.actor),
+                                partner: d(&p.partner),
+                                lacpdu_rx: p.counters.lacpdu_rx,
+                                lacpdu_tx: p.counters.lacpdu_tx,
+                                lacpdu_illegal_rx: p.counters.lacpdu_illegal_rx,
+                                lacpdu_unknown_rx: p.counters.lacpdu_unknown_rx,
+                                marker_rx: p.counters.marker_rx,
+                                marker_resp_tx: p.counters.marker_resp_tx,
+                                collecting: p.collecting,
+                                distributing: p.distributing,
+                            }
+                        }),
                 }
             })
             .collect();
@@ -989,7 +1174,23 @@ impl Bond {
                 InterfaceKind::Tap => "tap".into(),
             },
             failovers: self.failovers,
-            lacp: None,
+            lacp: lacp_st.as_ref().map(|l| crate::status::LacpBondStatus {
+                active: l.lacp_active,
+                rate: l.lacp_rate.kernel_name().to_string(),
+                min_links: l.min_links,
+                ad_select: l.ad_select.kernel_name().to_string(),
+                system_priority: l.system_priority,
+                system_mac: format_mac(&l.system_mac),
+                active_aggregator: l.active_aggregator.map(|a| {
+                    (
+                        a.id,
+                        a.ports as u32,
+                        a.actor_key,
+                        a.partner_key,
+                        format_mac(&a.partner_mac),
+                    )
+                }),
+            }),
             slaves,
         }
     }
@@ -1051,10 +1252,14 @@ impl Bond {
 pub fn check_supported(cfg: &BondConfig) -> Result<()> {
     if !matches!(
         cfg.mode,
-        Mode::ActiveBackup | Mode::BalanceRr | Mode::BalanceXor | Mode::Broadcast
+        Mode::ActiveBackup
+            | Mode::BalanceRr
+            | Mode::BalanceXor
+            | Mode::Broadcast
+            | Mode::Ieee8023ad
     ) {
         return Err(anyhow!(
-            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (balance-rr, active-backup, balance-xor and broadcast run today)",
+            "bond \"{}\": key \"mode\": {} is not implemented yet in bondd (balance-rr, active-backup, balance-xor, broadcast and 802.3ad run today)",
             cfg.name,
             cfg.mode.kernel_name()
         ));

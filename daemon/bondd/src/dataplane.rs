@@ -53,6 +53,23 @@ impl Default for Snapshot {
     }
 }
 
+/// Longest slow-protocol frame handed to the control plane (LACPDU and
+/// marker frames are 124 bytes); longer ones are dropped and counted.
+pub const SLOW_FRAME_MAX: usize = 256;
+
+/// A slow-protocol frame (LACP, marker) received on a slave, on its way to
+/// the control plane. Fixed size, so the bounded channel carrying it never
+/// allocates.
+#[derive(Clone, Copy, Debug)]
+pub struct SlowFrame {
+    /// Slave index.
+    pub slave: u8,
+    /// Frame length.
+    pub len: u16,
+    /// Frame bytes (first `len` valid).
+    pub data: [u8; SLOW_FRAME_MAX],
+}
+
 /// A frame built by the control plane (gratuitous ARP, NA, LACPDU) to send
 /// out of one slave.
 #[derive(Debug)]
@@ -78,6 +95,8 @@ pub struct PortStats {
     pub rx_drop_inactive: AtomicU64,
     /// Slow-protocol frames received (handed to the control plane).
     pub rx_slow_proto: AtomicU64,
+    /// Slow-protocol frames dropped: control plane busy or frame too long.
+    pub rx_drop_slow: AtomicU64,
     /// Received but the other side's TX ring was full.
     pub rx_drop_peer_full: AtomicU64,
     /// Too short to be Ethernet.
@@ -102,6 +121,7 @@ struct Local {
     tx_bytes: u64,
     rx_drop_inactive: u64,
     rx_slow_proto: u64,
+    rx_drop_slow: u64,
     rx_drop_peer_full: u64,
     rx_drop_runt: u64,
     tx_drop_ring_full: u64,
@@ -120,6 +140,7 @@ impl Local {
         s.tx_bytes.store(self.tx_bytes, r);
         s.rx_drop_inactive.store(self.rx_drop_inactive, r);
         s.rx_slow_proto.store(self.rx_slow_proto, r);
+        s.rx_drop_slow.store(self.rx_drop_slow, r);
         s.rx_drop_peer_full.store(self.rx_drop_peer_full, r);
         s.rx_drop_runt.store(self.rx_drop_runt, r);
         s.tx_drop_ring_full.store(self.tx_drop_ring_full, r);
@@ -269,6 +290,9 @@ pub struct Worker<S> {
     /// Per-slave transmit staging for one batch, allocated once.
     staged: Vec<[XdpDesc; BATCH]>,
     staged_n: Vec<usize>,
+    /// Where slow-protocol frames go (802.3ad); `None` drops them.
+    slow_tx: Option<std::sync::mpsc::SyncSender<SlowFrame>>,
+    slow_notify: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl<S: Sock> Worker<S> {
@@ -300,6 +324,8 @@ impl<S: Sock> Worker<S> {
             rr: RrState::new(0x9e37_79b9_7f4a_7c15),
             staged: vec![[XdpDesc::default(); BATCH]; nslaves],
             staged_n: vec![0; nslaves],
+            slow_tx: None,
+            slow_notify: None,
             slave_local: vec![Local::default(); nslaves],
             logical_local: Local::default(),
             slave_stats: (0..nslaves)
@@ -307,6 +333,18 @@ impl<S: Sock> Worker<S> {
                 .collect(),
             logical_stats: Arc::new(PortStats::default()),
         }
+    }
+
+    /// Sends slow-protocol frames to the control plane (802.3ad). The
+    /// channel is bounded: under a flood the excess is dropped and counted,
+    /// which is the rate limit on PDU processing.
+    pub fn set_slow_channel(
+        &mut self,
+        tx: std::sync::mpsc::SyncSender<SlowFrame>,
+        notify: Arc<tokio::sync::Notify>,
+    ) {
+        self.slow_tx = Some(tx);
+        self.slow_notify = Some(notify);
     }
 
     /// Per-slave counters, for the control plane and metrics.
@@ -487,9 +525,28 @@ impl<S: Sock> Worker<S> {
                 let f = self.umem.frame(d.addr, 14);
                 let ethertype = u16::from_be_bytes([f[12], f[13]]);
                 if ethertype == ETH_P_SLOW {
-                    // LACP/marker: the control plane's business (802.3ad
-                    // lands later); counted, never forwarded to the host.
+                    // LACP/marker: the control plane's business, whatever
+                    // the port's state; never forwarded to the host.
                     local.rx_slow_proto += 1;
+                    let len = d.len as usize;
+                    match &self.slow_tx {
+                        Some(tx) if len <= SLOW_FRAME_MAX => {
+                            let mut sf = SlowFrame {
+                                slave: s as u8,
+                                len: len as u16,
+                                data: [0; SLOW_FRAME_MAX],
+                            };
+                            sf.data[..len].copy_from_slice(self.umem.frame(d.addr, len));
+                            if tx.try_send(sf).is_ok() {
+                                if let Some(n) = &self.slow_notify {
+                                    n.notify_one();
+                                }
+                            } else {
+                                local.rx_drop_slow += 1;
+                            }
+                        }
+                        _ => local.rx_drop_slow += 1,
+                    }
                     self.free.push(d.addr & self.chunk_mask);
                 } else if deliver {
                     local.rx_packets += 1;

@@ -315,12 +315,13 @@ async fn serve(
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
 
+    let slow_notify = std::sync::Arc::new(tokio::sync::Notify::new());
     let mut bonds: Vec<Bond> = Vec::new();
     for b in cfg.bonds {
         let name = b.name.clone();
         let started = async {
             bond::cleanup_stale(&net, &b, &state_dir).await?;
-            Bond::start(&net, b, &state_dir).await
+            Bond::start(&net, b, &state_dir, slow_notify.clone()).await
         }
         .await;
         match started {
@@ -449,6 +450,11 @@ async fn serve(
                     ),
                 };
                 let _ = msg.reply.send(resp);
+            }
+            _ = slow_notify.notified() => {
+                for b in bonds.iter_mut() {
+                    b.on_slow_frames(&net).await;
+                }
             }
             Some(reply) = met_rx.recv() => {
                 let st: Vec<_> = bonds.iter().map(|b| b.status()).collect();

@@ -75,6 +75,22 @@ pub struct LacpPortStatus {
     pub actor: LacpDetails,
     /// Partner: the same (key printed as "oper key").
     pub partner: LacpDetails,
+    /// LACPDUs received.
+    pub lacpdu_rx: u64,
+    /// LACPDUs sent.
+    pub lacpdu_tx: u64,
+    /// Malformed slow-protocol frames received.
+    pub lacpdu_illegal_rx: u64,
+    /// Unknown slow-protocol subtypes received.
+    pub lacpdu_unknown_rx: u64,
+    /// Marker PDUs received.
+    pub marker_rx: u64,
+    /// Marker responses sent.
+    pub marker_resp_tx: u64,
+    /// Port is collecting.
+    pub collecting: bool,
+    /// Port is distributing.
+    pub distributing: bool,
 }
 
 /// The six LACP identity fields.
@@ -390,6 +406,7 @@ Slave queue ID: 0
                 port_number: 4,
                 port_state: 63,
             },
+            ..Default::default()
         });
         let st = BondStatus {
             name: "bond0".into(),

@@ -226,6 +226,22 @@ impl BondConfig {
         self.mac.unwrap_or_else(|| derived_mac(&self.name))
     }
 
+    /// The bond MAC for a host: `mac` if set, else derived from the host's
+    /// identity (`/etc/machine-id`, passed in) and the bond name, as
+    /// systemd's `MACAddressPolicy=persistent` does. Two hosts each with a
+    /// `bond0` on one LAN (or LACP partners) must not share a MAC; one host
+    /// gets the same MAC on every start, whatever its slaves.
+    pub fn bond_mac_for_host(&self, host_id: &[u8]) -> [u8; 6] {
+        if let Some(m) = self.mac {
+            return m;
+        }
+        let mut salted = Vec::with_capacity(host_id.len() + 1 + self.name.len());
+        salted.extend_from_slice(host_id);
+        salted.push(b'/');
+        salted.extend_from_slice(self.name.as_bytes());
+        derived_mac_bytes(&salted)
+    }
+
     /// Whether `key` was given in the file (YAML key or `options`). Aliases
     /// (`num_unsol_na`, `active_slave`) answer for their canonical option.
     pub fn explicitly_set(&self, key: &str) -> bool {
@@ -236,8 +252,12 @@ impl BondConfig {
 /// FNV-1a 64 of the name, first six bytes, with the locally administered
 /// bit set and the multicast bit cleared.
 fn derived_mac(name: &str) -> [u8; 6] {
+    derived_mac_bytes(name.as_bytes())
+}
+
+fn derived_mac_bytes(input: &[u8]) -> [u8; 6] {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
+    for &b in input {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }

@@ -950,6 +950,9 @@ pub struct Names {
     pub hp0: String,
     /// The bridge, in ns SW.
     pub br0: String,
+    /// Further slaves s2, s3, ... and their bridge ports p2, p3, ...
+    /// (`TopologyOpts::extra_slaves`): `(slave, port)`.
+    pub extra: Vec<(String, String)>,
 }
 
 /// The standard topology:
@@ -982,6 +985,8 @@ pub struct Topology {
 pub struct TopologyOpts {
     /// Flood unknown unicast to the bond's bridge ports (a lenient switch).
     pub flood_to_bond_ports: bool,
+    /// Slaves beyond s0 and s1 (s2, s3, ...), wired like them.
+    pub extra_slaves: usize,
 }
 
 impl Topology {
@@ -1001,11 +1006,17 @@ impl Topology {
             h0: unique_name("h0"),
             hp0: unique_name("hp0"),
             br0: unique_name("br0"),
+            extra: (2..2 + opts.extra_slaves)
+                .map(|i| (unique_name(&format!("s{i}")), unique_name(&format!("p{i}"))))
+                .collect(),
         };
         sw.sysctl("net.ipv6.conf.all.disable_ipv6", "1");
         sw.sysctl("net.ipv6.conf.default.disable_ipv6", "1");
         bridge(&sw, &n.br0);
-        for (s, p) in [(&n.s0, &n.p0), (&n.s1, &n.p1)] {
+        let pairs = [(&n.s0, &n.p0), (&n.s1, &n.p1)]
+            .into_iter()
+            .chain(n.extra.iter().map(|(s, p)| (s, p)));
+        for (s, p) in pairs {
             b.ip(&[
                 "link",
                 "add",
@@ -1056,6 +1067,28 @@ impl Topology {
     pub fn slave_states(&self) -> [LinkState; 2] {
         [self.b.link_state(&self.n.s0), self.b.link_state(&self.n.s1)]
     }
+
+    /// All slaves: s0, s1, then the extra ones.
+    pub fn all_slaves(&self) -> Vec<&str> {
+        let mut v = vec![self.n.s0.as_str(), self.n.s1.as_str()];
+        v.extend(self.n.extra.iter().map(|(s, _)| s.as_str()));
+        v
+    }
+
+    /// All bond ports of the bridge: p0, p1, then the extra ones.
+    pub fn all_ports(&self) -> Vec<&str> {
+        let mut v = vec![self.n.p0.as_str(), self.n.p1.as_str()];
+        v.extend(self.n.extra.iter().map(|(_, p)| p.as_str()));
+        v
+    }
+
+    /// rx/tx counters of all bond ports ([`Topology::all_ports`] order).
+    pub fn all_port_counters(&self) -> Vec<Counters> {
+        self.all_ports()
+            .into_iter()
+            .map(|p| self.sw.packets(p))
+            .collect()
+    }
 }
 
 impl Default for Topology {
@@ -1076,7 +1109,8 @@ pub struct BondConfig {
     pub primary_reselect: Option<String>,
     pub updelay: u32,
     pub downdelay: u32,
-    pub num_grat_arp: u32,
+    /// `None`: not written (the option is refused outside active-backup).
+    pub num_grat_arp: Option<u32>,
     pub addresses: Vec<String>,
     /// Extra `key: value` lines, written verbatim.
     pub extra: Vec<String>,
@@ -1096,7 +1130,28 @@ impl BondConfig {
             primary_reselect: Some("always".into()),
             updelay: 0,
             downdelay: 0,
-            num_grat_arp: 1,
+            num_grat_arp: Some(1),
+            addresses: vec![format!("{BOND_V4}/24"), format!("{BOND_V6}/64")],
+            extra: Vec::new(),
+        }
+    }
+
+    /// A load-balancing bond0 (`mode` e.g. balance-rr, balance-xor,
+    /// broadcast) over all of the topology's slaves: miimon 100, no
+    /// primary, no peer notification options, the standard addresses and
+    /// `interface: veth`. Mode options go into `extra`.
+    pub fn balancing(t: &Topology, mode: &str) -> BondConfig {
+        BondConfig {
+            name: "bond0".into(),
+            mode: mode.into(),
+            slaves: t.all_slaves().into_iter().map(str::to_owned).collect(),
+            interface: "veth".into(),
+            miimon: 100,
+            primary: None,
+            primary_reselect: None,
+            updelay: 0,
+            downdelay: 0,
+            num_grat_arp: None,
             addresses: vec![format!("{BOND_V4}/24"), format!("{BOND_V6}/64")],
             extra: Vec::new(),
         }
@@ -1120,7 +1175,9 @@ impl BondConfig {
         }
         let _ = writeln!(s, "    updelay: {}", self.updelay);
         let _ = writeln!(s, "    downdelay: {}", self.downdelay);
-        let _ = writeln!(s, "    num_grat_arp: {}", self.num_grat_arp);
+        if let Some(n) = self.num_grat_arp {
+            let _ = writeln!(s, "    num_grat_arp: {n}");
+        }
         let addrs: Vec<String> = self.addresses.iter().map(|x| q(x)).collect();
         let _ = writeln!(s, "    addresses: [{}]", addrs.join(", "));
         for e in &self.extra {
@@ -1197,6 +1254,11 @@ impl UdpReport {
     /// Largest run of missing sequence numbers, in ms of the send rate.
     pub fn loss_window_ms(&self) -> f64 {
         self.get("loss_window_ms")
+    }
+    /// From the first to the last missing sequence number, in ms of the send
+    /// rate (the outage when several paths interleave; see bdt-udp).
+    pub fn loss_span_ms(&self) -> f64 {
+        self.get("loss_span_ms")
     }
 }
 
@@ -1275,21 +1337,40 @@ pub struct UdpSender {
 
 impl UdpSender {
     pub fn start(ns: &Netns, dst: &str, pps: u64, count: u64) -> UdpSender {
+        UdpSender::start_args(ns, dst, pps, count, &[])
+    }
+
+    /// `count` datagrams at `pps` in `flows` UDP flows from source ports
+    /// `src_port..src_port + flows` (datagram `seq` from `src_port + seq % flows`).
+    pub fn start_flows(
+        ns: &Netns,
+        dst: &str,
+        pps: u64,
+        count: u64,
+        src_port: u16,
+        flows: u16,
+    ) -> UdpSender {
+        let sp = src_port.to_string();
+        let fl = flows.to_string();
+        UdpSender::start_args(ns, dst, pps, count, &["--src-port", &sp, "--flows", &fl])
+    }
+
+    fn start_args(ns: &Netns, dst: &str, pps: u64, count: u64, more: &[&str]) -> UdpSender {
         let tool = udp_tool();
-        let child = ChildGuard::new(ns.spawn(
-            &[
-                tool.to_str().expect("utf-8 path"),
-                "send",
-                "--dst",
-                dst,
-                "--pps",
-                &pps.to_string(),
-                "--count",
-                &count.to_string(),
-            ],
-            Stdio::piped(),
-            Stdio::piped(),
-        ));
+        let pps_s = pps.to_string();
+        let count_s = count.to_string();
+        let mut args = vec![
+            tool.to_str().expect("utf-8 path"),
+            "send",
+            "--dst",
+            dst,
+            "--pps",
+            &pps_s,
+            "--count",
+            &count_s,
+        ];
+        args.extend_from_slice(more);
+        let child = ChildGuard::new(ns.spawn(&args, Stdio::piped(), Stdio::piped()));
         UdpSender {
             child,
             what: format!("send {dst} from {}", ns.name()),
@@ -1332,6 +1413,154 @@ pub fn udp_stream(
     rep
 }
 
+/// A running `bdt-udp sniff`: counts, per bridge port and UDP source port,
+/// the frames the bond's slaves sent (captured at their peers).
+#[derive(Debug)]
+pub struct Sniffer {
+    child: ChildGuard,
+    ifaces: Vec<String>,
+    what: String,
+}
+
+/// Flows seen on more than one interface: (source port, frames per interface).
+pub type SplitFlows = Vec<(u16, Vec<u64>)>;
+
+/// Frames per UDP source port (flow) and per interface, from [`Sniffer::stop`].
+#[derive(Debug, Clone, Default)]
+pub struct SniffReport {
+    /// Interfaces in the order given to [`Sniffer::start`].
+    pub ifaces: Vec<String>,
+    /// Source port → frames per interface (same order as `ifaces`).
+    pub flows: BTreeMap<u16, Vec<u64>>,
+}
+
+impl SniffReport {
+    /// Frames per interface, all flows.
+    pub fn per_iface(&self) -> Vec<u64> {
+        let mut v = vec![0; self.ifaces.len()];
+        for c in self.flows.values() {
+            for (i, n) in c.iter().enumerate() {
+                v[i] += n;
+            }
+        }
+        v
+    }
+
+    /// For each flow, the single interface index that carried all its frames;
+    /// `Err` lists the flows seen on more than one interface.
+    pub fn flow_owner(&self) -> Result<BTreeMap<u16, usize>, SplitFlows> {
+        let mut owner = BTreeMap::new();
+        let mut split = Vec::new();
+        for (&port, c) in &self.flows {
+            let used: Vec<usize> = (0..c.len()).filter(|&i| c[i] > 0).collect();
+            match used.as_slice() {
+                [i] => {
+                    owner.insert(port, *i);
+                }
+                [] => {}
+                _ => split.push((port, c.clone())),
+            }
+        }
+        if split.is_empty() {
+            Ok(owner)
+        } else {
+            Err(split)
+        }
+    }
+}
+
+impl Sniffer {
+    /// Starts `bdt-udp sniff` on `ifaces` of `ns` for UDP to `dst_port` and
+    /// waits until its sockets are bound. It stops by itself after 60 s.
+    pub fn start(ns: &Netns, ifaces: &[&str], dst_port: u16) -> Sniffer {
+        let tool = udp_tool();
+        let list = ifaces.join(",");
+        let mut child = ChildGuard::new(ns.spawn(
+            &[
+                tool.to_str().expect("utf-8 path"),
+                "sniff",
+                "--ifaces",
+                &list,
+                "--dst-port",
+                &dst_port.to_string(),
+                "--max-ms",
+                "60000",
+            ],
+            Stdio::piped(),
+            Stdio::piped(),
+        ));
+        let stderr = child.child_mut().stderr.take().expect("stderr");
+        let mut r = BufReader::new(stderr);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        assert!(
+            line.starts_with("bound"),
+            "bdt-udp sniff in {} on {list} did not start: {line:?}",
+            ns.name()
+        );
+        thread::spawn(move || {
+            let mut rest = String::new();
+            while r.read_line(&mut rest).map(|n| n > 0).unwrap_or(false) {
+                eprint!("bdt-udp sniff: {rest}");
+                rest.clear();
+            }
+        });
+        Sniffer {
+            child,
+            ifaces: ifaces.iter().map(|s| (*s).to_owned()).collect(),
+            what: format!("sniff {list} in {}", ns.name()),
+        }
+    }
+
+    /// Stops the sniffer (SIGTERM to its pid) after `settle` (frames in
+    /// flight) and returns what it counted.
+    pub fn stop(mut self, settle: Duration) -> SniffReport {
+        thread::sleep(settle);
+        let pid = self.child.pid() as libc::pid_t;
+        if let Ok(None) = self.child.child_mut().try_wait() {
+            // SAFETY: kill(2) of our own child, which is not reaped yet.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let child = self.child.take();
+        let out = child.wait_with_output().expect("wait bdt-udp sniff");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("sniffed="),
+            "{}: exit {}: {text}",
+            self.what,
+            out.status
+        );
+        let mut rep = SniffReport {
+            ifaces: self.ifaces.clone(),
+            flows: BTreeMap::new(),
+        };
+        for l in text.lines().filter(|l| l.starts_with("flow ")) {
+            let mut iface = "";
+            let mut port = 0u16;
+            let mut frames = 0u64;
+            for kv in l.split_whitespace() {
+                match kv.split_once('=') {
+                    Some(("iface", v)) => iface = v,
+                    Some(("src_port", v)) => port = v.parse().expect("port"),
+                    Some(("frames", v)) => frames = v.parse().expect("frames"),
+                    _ => {}
+                }
+            }
+            let i = self
+                .ifaces
+                .iter()
+                .position(|x| x == iface)
+                .unwrap_or_else(|| panic!("{}: unknown interface in {l:?}", self.what));
+            rep.flows
+                .entry(port)
+                .or_insert_with(|| vec![0; self.ifaces.len()])[i] += frames;
+        }
+        rep
+    }
+}
+
 /// `ip:port`, bracketing IPv6.
 pub fn sockaddr(ip: &str, port: u16) -> String {
     if ip.contains(':') {
@@ -1360,9 +1589,10 @@ mod tests {
     #[test]
     fn harness_parses_reports() {
         let r = UdpReport::parse(
-            "x\nreceived=1990 lost=10 max_gap_ms=3.5 loss_window_ms=2.5 reordered=0 duplicates=1\n",
+            "x\nreceived=1990 lost=10 max_gap_ms=3.5 loss_window_ms=2.5 reordered=0 duplicates=1 loss_span_ms=7.5\n",
         )
         .unwrap();
+        assert!((r.loss_span_ms() - 7.5).abs() < 1e-9);
         assert_eq!(r.received(), 1990);
         assert_eq!(r.lost(), 10);
         assert_eq!(r.duplicates(), 1);

@@ -1,10 +1,25 @@
 //! bdt-udp: one side of a sequence-numbered UDP stream, for bondd's tests.
 //!
 //! ```text
-//! bdt-udp send --dst IP:PORT --pps N --count N [--src-port P] [--size B] [--max-secs S]
+//! bdt-udp send --dst IP:PORT --pps N --count N [--src-port P] [--flows F] [--size B] [--max-secs S]
 //! bdt-udp recv --bind IP:PORT --expect N --timeout-ms T [--pps N] [--idle-ms I]
 //! bdt-udp ping --dst IP --count N [--interval-ms I] [--timeout-ms T]
+//! bdt-udp sniff --ifaces IF[,IF...] --dst-port P [--max-ms T]
 //! ```
+//!
+//! `send --flows F` (F > 1, needs `--src-port P`) sends from F sockets bound
+//! to source ports P..P+F-1: datagram `seq` leaves from port `P + seq % F`,
+//! so the sequence numbers stay one stream for `recv` while the frames form
+//! F UDP flows (for transmit hash tests).
+//!
+//! `sniff` counts, per interface and per UDP source port, the frames
+//! *received* on the given interfaces (AF_PACKET, root) that carry UDP (IPv4
+//! or IPv6, no extension headers) to `--dst-port`. It prints `bound sniff ...`
+//! on stderr once its sockets are bound, runs until SIGTERM/SIGINT or
+//! `--max-ms` (default 60000, at most 300000), then prints one line per
+//! (interface, source port), `flow iface=IF src_port=P frames=N`, and
+//! `sniffed=TOTAL`. Capture on the peer of an AF_XDP slave (the slave's own RX
+//! is redirected before packet sockets see it).
 //!
 //! `ping` is a minimal ICMP/ICMPv6 echo client on a raw socket (root), so the
 //! tests do not depend on iputils being installed. It prints
@@ -28,7 +43,7 @@
 //! nothing came for `--idle-ms` (default 2000) after the first datagram; then
 //! prints one line on stdout:
 //!
-//! `received=R lost=L max_gap_ms=G loss_window_ms=W reordered=O duplicates=D loss_window_ts_ms=S max_latency_ms=M`
+//! `received=R lost=L max_gap_ms=G loss_window_ms=W reordered=O duplicates=D loss_window_ts_ms=S max_latency_ms=M loss_span_ms=P loss_span_ts_ms=Q`
 //!
 //! - `received`: distinct sequence numbers in [0, expect) received
 //! - `lost`: expect - received
@@ -38,11 +53,19 @@
 //!   else estimated from the timestamps)
 //! - `loss_window_ts_ms`: for the longest run, the sender-clock time between the
 //!   datagrams received just before and just after it
+//! - `loss_span_ms`: from the first to the last missing sequence number
+//!   (inclusive), in ms of the send rate; 0 without loss. When several paths
+//!   interleave (balance-rr, many flows over several slaves) the losses of one
+//!   failed path are scattered between delivered datagrams, so the longest
+//!   run understates the outage; the span does not
+//! - `loss_span_ts_ms`: the same span in sender-clock time, between the
+//!   datagrams received just before and just after it (by the rate at the
+//!   head or tail of the stream)
 //! - `reordered`: datagrams that arrived after one with a higher sequence number
 //! - `duplicates`: datagrams whose sequence number had already arrived
 
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -118,11 +141,20 @@ impl Args {
 }
 
 fn send(a: &Args) -> Result<(), String> {
-    a.check_known(&["dst", "pps", "count", "src-port", "size", "max-secs"])?;
+    a.check_known(&[
+        "dst", "pps", "count", "src-port", "flows", "size", "max-secs",
+    ])?;
     let dst: SocketAddr = a.req("dst")?;
     let pps: u64 = a.req("pps")?;
     let count: u64 = a.req("count")?;
     let src_port: u16 = a.opt("src-port")?.unwrap_or(0);
+    let flows: u16 = a.opt("flows")?.unwrap_or(1);
+    if flows == 0 || flows > 1024 {
+        return Err("--flows must be in 1..=1024".into());
+    }
+    if flows > 1 && (src_port == 0 || u32::from(src_port) + u32::from(flows) > 65536) {
+        return Err("--flows > 1 needs --src-port P with P + flows - 1 <= 65535".into());
+    }
     let size: usize = a.opt("size")?.unwrap_or(64).clamp(HEADER, 9000);
     if pps == 0 {
         return Err("--pps must be > 0".into());
@@ -130,12 +162,16 @@ fn send(a: &Args) -> Result<(), String> {
     let default_max = (count / pps + 5).min(300);
     let max_secs: u64 = a.opt("max-secs")?.unwrap_or(default_max).min(300);
 
-    let bind: SocketAddr = if dst.is_ipv6() {
-        format!("[::]:{src_port}").parse().expect("addr")
-    } else {
-        format!("0.0.0.0:{src_port}").parse().expect("addr")
-    };
-    let sock = UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?;
+    let mut socks = Vec::with_capacity(usize::from(flows));
+    for i in 0..flows {
+        let port = if src_port == 0 { 0 } else { src_port + i };
+        let bind: SocketAddr = if dst.is_ipv6() {
+            format!("[::]:{port}").parse().expect("addr")
+        } else {
+            format!("0.0.0.0:{port}").parse().expect("addr")
+        };
+        socks.push(UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))?);
+    }
     // SAFETY: prctl with an integer argument; affects only this process.
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
@@ -159,6 +195,7 @@ fn send(a: &Args) -> Result<(), String> {
         while seq < burst_end {
             buf[..8].copy_from_slice(&seq.to_be_bytes());
             buf[8..16].copy_from_slice(&now_ns().to_be_bytes());
+            let sock = &socks[(seq % u64::from(flows)) as usize];
             if sock.send_to(&buf, dst).is_err() {
                 errors += 1;
             }
@@ -179,7 +216,7 @@ fn send(a: &Args) -> Result<(), String> {
         }
     }
     println!(
-        "sent={seq} errors={errors} elapsed_ms={:.1}",
+        "sent={seq} errors={errors} elapsed_ms={:.1} flows={flows}",
         start.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
@@ -307,17 +344,35 @@ fn recv(a: &Args) -> Result<(), String> {
         }
     }
     let loss_window_ms = best_run as f64 * interval_ms;
+    let (loss_span_ms, loss_span_ts_ms) = match (
+        ts.iter().position(|&t| t == 0),
+        ts.iter().rposition(|&t| t == 0),
+    ) {
+        (Some(f), Some(l)) => {
+            let by_rate = (l - f + 1) as f64 * interval_ms;
+            let by_ts = if f > 0 && l + 1 < n {
+                (ts[l + 1] - ts[f - 1]) as f64 / 1e6
+            } else {
+                by_rate
+            };
+            (by_rate, by_ts)
+        }
+        _ => (0.0, 0.0),
+    };
     if out_of_range > 0 {
         eprintln!("bdt-udp recv: {out_of_range} datagrams with seq >= expect ignored");
     }
     println!(
         "received={received} lost={} max_gap_ms={:.1} loss_window_ms={:.1} reordered={reordered} \
-         duplicates={duplicates} loss_window_ts_ms={:.1} max_latency_ms={:.1}",
+         duplicates={duplicates} loss_window_ts_ms={:.1} max_latency_ms={:.1} loss_span_ms={:.1} \
+         loss_span_ts_ms={:.1}",
         expect - received,
         max_gap_ns as f64 / 1e6,
         loss_window_ms,
         best_ts_ms,
         max_latency_ns as f64 / 1e6,
+        loss_span_ms,
+        loss_span_ts_ms,
     );
     Ok(())
 }
@@ -340,7 +395,6 @@ fn icmp_checksum(data: &[u8]) -> u16 {
 
 fn ping(a: &Args) -> Result<(), String> {
     use std::net::IpAddr;
-    use std::os::fd::FromRawFd;
     a.check_known(&["dst", "count", "interval-ms", "timeout-ms"])?;
     let dst: IpAddr = a.req("dst")?;
     let count: u16 = a.req("count")?;
@@ -431,12 +485,182 @@ fn ping(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop(_sig: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// UDP (source, destination) ports of an Ethernet frame carrying IPv4 or
+/// IPv6 (no extension headers, not a non-first fragment).
+fn udp_ports(f: &[u8]) -> Option<(u16, u16)> {
+    let be16 = |o: usize| -> Option<u16> { Some(u16::from_be_bytes([*f.get(o)?, *f.get(o + 1)?])) };
+    let l4 = match be16(12)? {
+        0x0800 => {
+            let ihl = usize::from(f.get(14)? & 0x0f) * 4;
+            let frag_off = be16(14 + 6)? & 0x1fff;
+            if *f.get(14 + 9)? != 17 || ihl < 20 || frag_off != 0 {
+                return None;
+            }
+            14 + ihl
+        }
+        0x86dd => {
+            if *f.get(14 + 6)? != 17 {
+                return None;
+            }
+            14 + 40
+        }
+        _ => return None,
+    };
+    Some((be16(l4)?, be16(l4 + 2)?))
+}
+
+fn sniff(a: &Args) -> Result<(), String> {
+    use std::collections::BTreeMap;
+    use std::ffi::CString;
+    a.check_known(&["ifaces", "dst-port", "max-ms"])?;
+    let ifaces: Vec<String> = a
+        .req::<String>("ifaces")?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let dst_port: u16 = a.req("dst-port")?;
+    let max = Duration::from_millis(a.opt("max-ms")?.unwrap_or(60_000u64).min(300_000));
+    if ifaces.is_empty() || ifaces.len() > 16 {
+        return Err("--ifaces needs 1 to 16 interfaces".into());
+    }
+    let eth_p_all = (libc::ETH_P_ALL as u16).to_be();
+    let mut fds = Vec::new();
+    for name in &ifaces {
+        let c = CString::new(name.as_str()).map_err(|_| format!("bad interface {name:?}"))?;
+        // SAFETY: if_nametoindex reads a NUL-terminated string we own.
+        let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        if index == 0 {
+            return Err(format!("no interface {name}"));
+        }
+        // SAFETY: plain socket(2). Protocol 0 until bound, so no frame of
+        // another interface is queued before bind.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(format!(
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: the fd is ours; OwnedFd closes it on every path.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: zeroed sockaddr_ll is valid; we fill the fields bind needs
+        // and pass its exact size.
+        let r = unsafe {
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = eth_p_all;
+            sll.sll_ifindex = index as i32;
+            libc::bind(
+                fd.as_raw_fd(),
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(format!(
+                "bind packet socket to {name}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let rcvbuf: libc::c_int = 8 << 20;
+        // SAFETY: setsockopt on our socket with a pointer to a local c_int.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &rcvbuf as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        fds.push(fd);
+    }
+    // SAFETY: the handler only stores into an atomic (async-signal-safe).
+    unsafe {
+        let h = on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGTERM, h);
+        libc::signal(libc::SIGINT, h);
+    }
+    eprintln!("bound sniff {}", ifaces.join(","));
+
+    let mut counts: BTreeMap<(usize, u16), u64> = BTreeMap::new();
+    let mut buf = vec![0u8; 65536];
+    let start = Instant::now();
+    let mut last_pass = false;
+    loop {
+        if !last_pass && (STOP.load(std::sync::atomic::Ordering::SeqCst) || start.elapsed() > max) {
+            // One more pass drains what is already queued.
+            last_pass = true;
+        }
+        let mut pfds: Vec<libc::pollfd> = fds
+            .iter()
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let timeout = if last_pass { 0 } else { 20 };
+        // SAFETY: poll over our own pollfd array of the given length.
+        unsafe {
+            libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout);
+        }
+        for (i, fd) in fds.iter().enumerate() {
+            loop {
+                // SAFETY: zeroed sockaddr_ll is valid output space.
+                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                // SAFETY: recvfrom into our buffer and address, sizes given.
+                let n = unsafe {
+                    libc::recvfrom(
+                        fd.as_raw_fd(),
+                        buf.as_mut_ptr() as *mut libc::c_void,
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                        &mut sll as *mut libc::sockaddr_ll as *mut libc::sockaddr,
+                        &mut len,
+                    )
+                };
+                if n < 0 {
+                    break;
+                }
+                if sll.sll_pkttype == libc::PACKET_OUTGOING {
+                    continue;
+                }
+                if let Some((sp, dp)) = udp_ports(&buf[..n as usize])
+                    && dp == dst_port
+                {
+                    *counts.entry((i, sp)).or_default() += 1;
+                }
+            }
+        }
+        if last_pass {
+            break;
+        }
+    }
+    let mut total = 0;
+    for ((i, sp), n) in &counts {
+        println!("flow iface={} src_port={sp} frames={n}", ifaces[*i]);
+        total += n;
+    }
+    println!("sniffed={total}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let r = Args::parse().and_then(|a| match a.mode.as_str() {
         "send" => send(&a),
         "recv" => recv(&a),
         "ping" => ping(&a),
-        m => Err(format!("unknown mode {m:?}: send, recv or ping")),
+        "sniff" => sniff(&a),
+        m => Err(format!("unknown mode {m:?}: send, recv, ping or sniff")),
     });
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 //! everything on the way out.
 
 use crate::{
-    dataplane::{Inject, LogicalIo, PortStats, SlowFrame, Snapshot, Worker, WorkerCtl},
+    dataplane::{Inject, LogicalIo, PortStats, SlowFrame, Snapshot, Worker, WorkerCtl, WorkerMsg},
     netlink::{LinkInfoView, Net},
     notify,
     state::{self, BondState, SavedSlave},
@@ -228,6 +228,20 @@ struct SlaveRt {
     xdp: Option<XdpPort>,
     speed: Option<u32>,
     duplex: Option<bool>,
+    /// fds of its sockets (owned by the worker), to name the UMEM when a
+    /// slave is added later.
+    sock_fds: Vec<std::os::fd::RawFd>,
+}
+
+/// What a reload did to a bond.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// Nothing to change.
+    Unchanged,
+    /// Changed in place; untouched slaves kept forwarding.
+    Updated(String),
+    /// The change needs the bond rebuilt (mode, interface, MAC, MTU, …).
+    NeedsRebuild(String),
 }
 
 enum LogicalRt {
@@ -250,7 +264,7 @@ pub struct Bond {
     monitor: LinkMonitor,
     selector: Selector,
     active: Option<usize>,
-    snap_tx: Option<SyncSender<Snapshot>>,
+    snap_tx: Option<SyncSender<WorkerMsg<Xsk>>>,
     inject_tx: Option<SyncSender<Inject>>,
     wake: Arc<EventFd>,
     stop: Arc<AtomicBool>,
@@ -268,6 +282,9 @@ pub struct Bond {
     /// Usable slaves at the last publish, to log changes of the set.
     last_usable: Vec<u8>,
     copy_mode: Option<CopyMode>,
+    /// fd of the logical interface's first socket (veth), which names the
+    /// UMEM for slaves added later.
+    logical_fd: Option<std::os::fd::RawFd>,
     /// The 802.3ad engine, in that mode.
     lacp: Option<Lacp>,
     slow_rx: Option<std::sync::mpsc::Receiver<SlowFrame>>,
@@ -315,6 +332,7 @@ impl Bond {
             last_plan: TxPlan::none(),
             last_usable: Vec::new(),
             copy_mode: None,
+            logical_fd: None,
             lacp: None,
             slow_rx: None,
             slow_notify,
@@ -350,6 +368,7 @@ impl Bond {
                 xdp: None,
                 speed,
                 duplex,
+                sock_fds: Vec::new(),
             });
         }
         state::store(
@@ -423,6 +442,7 @@ impl Bond {
         // 5. XDP programs: load, register sockets, attach (native, else generic).
         for (i, socks) in slave_socks.iter().enumerate() {
             let s = &mut self.slaves[i];
+            s.sock_fds = socks.iter().map(|x| x.raw_fd()).collect();
             let mut port = XdpPort::load()?;
             for x in socks {
                 port.register_socket(x.queue(), x.raw_fd())?;
@@ -452,6 +472,7 @@ impl Bond {
         }
 
         // 6. The worker.
+        self.logical_fd = logical_socks.first().map(|x| x.raw_fd());
         let logical_io = match tap {
             Some(t) => LogicalIo::Tap(t),
             None => LogicalIo::Xsk(logical_socks),
@@ -468,7 +489,7 @@ impl Bond {
         let (snap_tx, snap_rx) = sync_channel(64);
         let (inj_tx, inj_rx) = sync_channel(256);
         let ctl = WorkerCtl {
-            snapshots: snap_rx,
+            msgs: snap_rx,
             inject: inj_rx,
             stop: self.stop.clone(),
             wake: self.wake.clone(),
@@ -904,7 +925,9 @@ impl Bond {
             }
         }
         if let Some(tx) = &self.snap_tx {
-            let _ = tx.try_send(snap);
+            // Blocking send: the worker drains this channel every batch, and
+            // a lost snapshot would leave it forwarding by stale state.
+            let _ = tx.send(WorkerMsg::Snapshot(snap));
             self.wake.notify();
         }
         for (i, s) in self.slaves.iter_mut().enumerate() {
@@ -1237,6 +1260,273 @@ impl Bond {
         ))
     }
 
+    /// Applies a new configuration of this bond in place where it can:
+    /// slaves added or removed (balance modes and active-backup), primary,
+    /// delays, notification and hashing options. Untouched slaves keep
+    /// forwarding throughout. Returns `NeedsRebuild` for what cannot change
+    /// live; the caller then rebuilds this bond only.
+    pub async fn reload(&mut self, net: &Net, new: BondConfig) -> Result<ReloadOutcome> {
+        let old = self.cfg.clone();
+        let mut why = Vec::new();
+        if new.mode != old.mode {
+            why.push("mode");
+        }
+        if new.interface != old.interface {
+            why.push("interface");
+        }
+        if new.mac != old.mac {
+            why.push("mac");
+        }
+        if new.mtu != old.mtu {
+            why.push("mtu");
+        }
+        if old.mode == Mode::Ieee8023ad && new != old {
+            why.push("802.3ad options or slaves");
+        }
+        if !why.is_empty() {
+            return Ok(ReloadOutcome::NeedsRebuild(format!(
+                "{} changed",
+                why.join(", ")
+            )));
+        }
+        let mut done = Vec::new();
+        let removed: Vec<String> = old
+            .slaves
+            .iter()
+            .filter(|s| !new.slaves.contains(s))
+            .cloned()
+            .collect();
+        let added: Vec<String> = new
+            .slaves
+            .iter()
+            .filter(|s| !old.slaves.contains(s))
+            .cloned()
+            .collect();
+        for name in &removed {
+            if let Some(i) = self.slaves.iter().position(|s| &s.name == name) {
+                self.remove_slave(net, i).await?;
+                done.push(format!("removed slave {name}"));
+            }
+        }
+        for name in &added {
+            self.add_slave(net, name).await?;
+            done.push(format!("added slave {name}"));
+        }
+        // Options that apply live. The running slave order is kept: slaves
+        // present before stay where they were, new ones come last.
+        let mut cfg = new.clone();
+        cfg.slaves = self.slaves.iter().map(|s| s.name.clone()).collect();
+        if new.updelay != old.updelay || new.downdelay != old.downdelay {
+            self.monitor.set_delays(
+                Duration::from_millis(u64::from(new.updelay)),
+                Duration::from_millis(u64::from(new.downdelay)),
+            );
+            done.push("updelay/downdelay".into());
+        }
+        let primary_idx = cfg
+            .primary
+            .as_ref()
+            .and_then(|p| cfg.slaves.iter().position(|s| s == p));
+        if new.primary != old.primary || !removed.is_empty() || !added.is_empty() {
+            if new.primary != old.primary {
+                done.push(format!(
+                    "primary {}",
+                    new.primary.as_deref().unwrap_or("none")
+                ));
+                self.selector.set_primary(primary_idx);
+            } else {
+                // Indices moved; keep the same primary without forcing it.
+                let r = self.selector.reselect();
+                self.selector = Selector::new(None, r);
+                if primary_idx.is_some() {
+                    self.selector.set_primary(primary_idx);
+                }
+            }
+        }
+        if new.primary_reselect != old.primary_reselect {
+            self.selector.set_reselect(new.primary_reselect);
+            done.push(format!(
+                "primary_reselect {}",
+                new.primary_reselect.kernel_name()
+            ));
+        }
+        if new.miimon != old.miimon {
+            self.next_miimon = (new.miimon > 0)
+                .then(|| now().checked_add(Duration::from_millis(u64::from(new.miimon))))
+                .flatten();
+            done.push(format!("miimon {}", new.miimon));
+        }
+        for k in [
+            "num_grat_arp",
+            "peer_notif_delay",
+            "all_slaves_active",
+            "xmit_hash_policy",
+            "xmit_hash_table",
+            "packets_per_slave",
+            "resend_igmp",
+        ] {
+            if new.explicitly_set(k) != old.explicitly_set(k) || option_differs(&old, &new, k) {
+                done.push(k.to_string());
+            }
+        }
+        let new_addrs: Vec<_> = new
+            .addresses
+            .iter()
+            .filter(|a| !old.addresses.contains(a))
+            .cloned()
+            .collect();
+        if let Some(idx) = self.logical_index() {
+            for a in &new_addrs {
+                net.add_address(idx, a.addr, a.prefix).await?;
+                done.push(format!("address {}/{}", a.addr, a.prefix));
+            }
+            for a in old.addresses.iter().filter(|a| !new.addresses.contains(a)) {
+                if let Err(e) = net.del_address(idx, a.addr, a.prefix).await {
+                    warn!(bond = %self.cfg.name, "removing address {}/{}: {e:#}", a.addr, a.prefix);
+                } else {
+                    done.push(format!("removed address {}/{}", a.addr, a.prefix));
+                }
+            }
+            for g in new.gateways.iter().filter(|g| !old.gateways.contains(g)) {
+                net.add_default_route(idx, *g).await?;
+                done.push(format!("gateway {g}"));
+            }
+        }
+        self.cfg = cfg;
+        let t = now();
+        self.reselect(net, t, "reload").await;
+        self.publish();
+        self.store_state()?;
+        if done.is_empty() {
+            Ok(ReloadOutcome::Unchanged)
+        } else {
+            Ok(ReloadOutcome::Updated(done.join(", ")))
+        }
+    }
+
+    fn store_state(&self) -> Result<()> {
+        state::store(
+            &self.state_path,
+            &BondState {
+                pid: std::process::id(),
+                logical: self.cfg.name.clone(),
+                slaves: self.slaves.iter().map(|s| s.saved.clone()).collect(),
+            },
+        )
+    }
+
+    async fn remove_slave(&mut self, net: &Net, i: usize) -> Result<()> {
+        let name = self.slaves[i].name.clone();
+        // No more frames from it: detach its XDP program first.
+        if let Some(mut x) = self.slaves[i].xdp.take() {
+            x.detach();
+        }
+        if let Some(tx) = &self.snap_tx {
+            let _ = tx.send(WorkerMsg::RemoveSlave(i));
+            self.wake.notify();
+        }
+        let s = self.slaves.remove(i);
+        self.slave_stats.remove(i);
+        self.monitor.remove_slave(i);
+        self.selector.slave_removed(i);
+        self.active = match self.active {
+            Some(a) if a == i => None,
+            Some(a) if a > i => Some(a - 1),
+            other => other,
+        };
+        self.last_plan = TxPlan::none();
+        if let Ok(Some(l)) = net.link_by_index(s.index).await {
+            restore_slave(net, &l, &s.saved).await;
+        }
+        self.store_state()?;
+        info!(bond = %self.cfg.name, slave = %name, "slave removed and restored");
+        Ok(())
+    }
+
+    async fn add_slave(&mut self, net: &Net, name: &str) -> Result<()> {
+        if self.slaves.len() >= crate::dataplane::MAX_SLAVES {
+            bail!(
+                "bond {}: at most {} slaves",
+                self.cfg.name,
+                crate::dataplane::MAX_SLAVES
+            );
+        }
+        let l = crate::netlink::require_link(net, name, "slave").await?;
+        let (speed, duplex) = sys::link_speed(name);
+        let saved = SavedSlave {
+            name: name.to_string(),
+            mac: l.mac.unwrap_or([0; 6]),
+            mtu: l.mtu,
+            up: l.up,
+            promisc: l.promisc,
+            allmulti: l.allmulti,
+        };
+        self.slaves.push(SlaveRt {
+            name: name.to_string(),
+            index: l.index,
+            saved: saved.clone(),
+            xdp: None,
+            speed,
+            duplex,
+            sock_fds: Vec::new(),
+        });
+        self.store_state()?;
+        let i = self.slaves.len() - 1;
+        let r = async {
+            net.set_mac(l.index, self.mac).await?;
+            net.set_mtu(l.index, self.cfg.mtu).await?;
+            net.set_flags(l.index, saved.promisc, true).await?;
+            net.set_up(l.index, true).await?;
+            let umem_fd = self
+                .slaves
+                .iter()
+                .flat_map(|s| s.sock_fds.iter())
+                .next()
+                .copied()
+                .or(self.logical_fd)
+                .context("no socket left to share the UMEM with")?;
+            let mode = self.copy_mode.unwrap_or(CopyMode::Copy);
+            let mut socks = Vec::new();
+            for q in 0..sys::rx_queue_count(name) {
+                socks.push(Xsk::shared_with(umem_fd, mode, l.index, q, RingSizes::default())?);
+            }
+            let mut port = XdpPort::load()?;
+            for x in &socks {
+                port.register_socket(x.queue(), x.raw_fd())?;
+            }
+            let am = port.attach(name, l.index, false)?;
+            info!(bond = %self.cfg.name, slave = %name, xdp = %am, af_xdp = %mode, queues = socks.len(), "slave added");
+            anyhow::Ok((socks, port))
+        }
+        .await;
+        let (socks, port) = match r {
+            Ok(v) => v,
+            Err(e) => {
+                let s = self.slaves.pop().expect("pushed above");
+                if let Ok(Some(l)) = net.link_by_index(s.index).await {
+                    restore_slave(net, &l, &s.saved).await;
+                }
+                let _ = self.store_state();
+                return Err(e.context(format!("adding slave {name}")));
+            }
+        };
+        self.slaves[i].sock_fds = socks.iter().map(|x| x.raw_fd()).collect();
+        self.slaves[i].xdp = Some(port);
+        let stats = Arc::new(PortStats::default());
+        self.slave_stats.push(stats.clone());
+        if let Some(tx) = &self.snap_tx {
+            let _ = tx.send(WorkerMsg::AddSlave { socks, stats });
+            self.wake.notify();
+        }
+        let carrier = net
+            .link_by_index(l.index)
+            .await?
+            .map(|x| x.carrier)
+            .unwrap_or(false);
+        self.monitor.add_slave(carrier);
+        Ok(())
+    }
+
     /// Failovers so far.
     pub fn failovers(&self) -> u64 {
         self.failovers
@@ -1245,6 +1535,19 @@ impl Bond {
     /// The current active slave's name.
     pub fn active_name(&self) -> Option<&str> {
         self.active.map(|a| self.slaves[a].name.as_str())
+    }
+}
+
+fn option_differs(a: &BondConfig, b: &BondConfig, key: &str) -> bool {
+    match key {
+        "num_grat_arp" => a.num_grat_arp != b.num_grat_arp,
+        "peer_notif_delay" => a.peer_notif_delay != b.peer_notif_delay,
+        "all_slaves_active" => a.all_slaves_active != b.all_slaves_active,
+        "xmit_hash_policy" => a.xmit_hash_policy != b.xmit_hash_policy,
+        "xmit_hash_table" => a.xmit_hash_table != b.xmit_hash_table,
+        "packets_per_slave" => a.packets_per_slave != b.packets_per_slave,
+        "resend_igmp" => a.resend_igmp != b.resend_igmp,
+        _ => false,
     }
 }
 

@@ -168,6 +168,10 @@ pub trait Sock: Send {
     fn wake_rx(&mut self);
     /// fd to poll for readability, if any.
     fn poll_fd(&self) -> Option<RawFd>;
+    /// Closes the socket and returns the frames the kernel held for it.
+    fn reclaim(self) -> Vec<u64>
+    where
+        Self: Sized;
 }
 
 impl Sock for Xsk {
@@ -198,6 +202,9 @@ impl Sock for Xsk {
     }
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.raw_fd())
+    }
+    fn reclaim(self) -> Vec<u64> {
+        self.close_and_reclaim()
     }
 }
 
@@ -240,10 +247,31 @@ enum Logical<S> {
     Tap(Tap),
 }
 
+/// What the control plane tells a running worker, in order.
+///
+/// The snapshot is carried inline, not boxed: the bounded channel's slots
+/// are allocated once, so a failover costs the worker no allocation or free.
+#[allow(clippy::large_enum_variant)]
+pub enum WorkerMsg<S> {
+    /// A new state to forward by; the newest wins.
+    Snapshot(Snapshot),
+    /// A slave joins (reload): its sockets, already in its XDP program's
+    /// XSKMAP, and its counters. It becomes the last slave index.
+    AddSlave {
+        /// One socket per queue; the first transmits.
+        socks: Vec<S>,
+        /// Its counters.
+        stats: Arc<PortStats>,
+    },
+    /// Slave `i` leaves (reload); higher indices shift down by one. Its
+    /// XDP program must already be detached.
+    RemoveSlave(usize),
+}
+
 /// The control plane's handles on a running worker.
-pub struct WorkerCtl {
-    /// New snapshots; the worker takes the newest once per batch.
-    pub snapshots: Receiver<Snapshot>,
+pub struct WorkerCtl<S> {
+    /// Snapshots and slave changes; read once per batch.
+    pub msgs: Receiver<WorkerMsg<S>>,
     /// Frames to send out of a slave.
     pub inject: Receiver<Inject>,
     /// Set to stop the worker.
@@ -293,6 +321,8 @@ pub struct Worker<S> {
     /// Where slow-protocol frames go (802.3ad); `None` drops them.
     slow_tx: Option<std::sync::mpsc::SyncSender<SlowFrame>>,
     slow_notify: Option<Arc<tokio::sync::Notify>>,
+    /// Frames a removed socket held but did not give back (should stay 0).
+    frames_lost: u64,
 }
 
 impl<S: Sock> Worker<S> {
@@ -326,6 +356,7 @@ impl<S: Sock> Worker<S> {
             staged_n: vec![0; nslaves],
             slow_tx: None,
             slow_notify: None,
+            frames_lost: 0,
             slave_local: vec![Local::default(); nslaves],
             logical_local: Local::default(),
             slave_stats: (0..nslaves)
@@ -366,7 +397,7 @@ impl<S: Sock> Worker<S> {
     /// Where every frame is right now.
     pub fn accounting(&self) -> Accounting {
         let mut a = Accounting {
-            total: u64::from(self.umem.frame_count()),
+            total: u64::from(self.umem.frame_count()) - self.frames_lost,
             free: self.free.len() as u64,
             in_fill_or_rx: 0,
             in_tx_or_comp: 0,
@@ -389,15 +420,19 @@ impl<S: Sock> Worker<S> {
 
     /// Runs until `ctl.stop` is set. Returns itself so the caller decides
     /// when sockets and UMEM go away (after XDP is detached).
-    pub fn run(mut self, ctl: WorkerCtl) -> Self {
+    pub fn run(mut self, ctl: WorkerCtl<S>) -> Self {
         self.prime();
         let mut idle: u32 = 0;
         let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(64);
         while !ctl.stop.load(Ordering::Relaxed) {
             // The newest snapshot wins; the channel holds Copy values, so
             // taking one neither locks nor frees memory.
-            while let Ok(s) = ctl.snapshots.try_recv() {
-                self.snap = s;
+            while let Ok(m) = ctl.msgs.try_recv() {
+                match m {
+                    WorkerMsg::Snapshot(s) => self.snap = s,
+                    WorkerMsg::AddSlave { socks, stats } => self.add_slave(socks, stats),
+                    WorkerMsg::RemoveSlave(i) => self.remove_slave(i),
+                }
             }
             let mut work = 0usize;
             while let Ok(inj) = ctl.inject.try_recv() {
@@ -422,7 +457,43 @@ impl<S: Sock> Worker<S> {
         self
     }
 
-    fn sleep(&mut self, ctl: &WorkerCtl, pollfds: &mut Vec<libc::pollfd>) {
+    /// Adds a slave at the end (control path: allocates, which is fine
+    /// here; frames come from the shared free list).
+    pub fn add_slave(&mut self, socks: Vec<S>, stats: Arc<PortStats>) {
+        if self.slaves.len() >= MAX_SLAVES {
+            return;
+        }
+        self.slaves.push(socks.into_iter().map(Port::new).collect());
+        self.slave_local.push(Local::default());
+        self.slave_stats.push(stats);
+        self.staged.push([XdpDesc::default(); BATCH]);
+        self.staged_n.push(0);
+        self.refill();
+    }
+
+    /// Removes slave `i`, taking back every frame its sockets held.
+    pub fn remove_slave(&mut self, i: usize) {
+        if i >= self.slaves.len() {
+            return;
+        }
+        let ports = self.slaves.remove(i);
+        self.slave_local.remove(i);
+        self.slave_stats.remove(i);
+        self.staged.remove(i);
+        self.staged_n.remove(i);
+        for p in ports {
+            let held = (p.filled - p.received) + (p.sent - p.completed);
+            let frames = p.sock.reclaim();
+            if frames.len() as u64 != held {
+                self.frames_lost += held.saturating_sub(frames.len() as u64);
+            }
+            for a in frames {
+                self.free.push(a & self.chunk_mask);
+            }
+        }
+    }
+
+    fn sleep(&mut self, ctl: &WorkerCtl<S>, pollfds: &mut Vec<libc::pollfd>) {
         pollfds.clear();
         let mut push = |fd: RawFd| {
             pollfds.push(libc::pollfd {
@@ -917,6 +988,26 @@ mod tests {
         fn poll_fd(&self) -> Option<RawFd> {
             None
         }
+        fn reclaim(mut self) -> Vec<u64> {
+            // The "kernel" gives back what it held: unconsumed fill entries,
+            // unread RX, untransmitted TX and unread completions.
+            let mut out = Vec::new();
+            let mut a = [0u64; 1];
+            while self.k_fill.consume(&mut a) == 1 {
+                out.push(a[0]);
+            }
+            let mut d = [XdpDesc::default(); 1];
+            while self.k_tx.consume(&mut d) == 1 {
+                out.push(d[0].addr);
+            }
+            while self.rx.consume(&mut d) == 1 {
+                out.push(d[0].addr);
+            }
+            while self.comp.consume(&mut a) == 1 {
+                out.push(a[0]);
+            }
+            out
+        }
     }
 
     fn frame(ethertype: u16, tag: u8) -> Vec<u8> {
@@ -1084,6 +1175,39 @@ mod tests {
         w.step();
         let acc = w.accounting();
         assert!(acc.balanced(), "{acc:?}");
+    }
+
+    #[test]
+    fn slaves_join_and_leave_a_running_worker_without_losing_frames() {
+        let mut w = setup();
+        // Frames in every place of slave 1: its fill ring (primed), its TX
+        // ring (queued, not transmitted), and its RX ring (received, unread).
+        w.set_snapshot(Snapshot {
+            tx: TxPlan::single(1),
+            rx_mask: 0b11,
+        });
+        for i in 0..3 {
+            assert!(with_port(&mut w, None, |s, u| s.deliver(u, &frame(0x0800, i))));
+        }
+        w.step();
+        assert!(with_port(&mut w, Some(1), |s, u| s.deliver(u, &frame(0x0800, 9))));
+        w.remove_slave(1);
+        let a = w.accounting();
+        assert!(a.balanced(), "{a:?}");
+        assert_eq!(w.frames_lost, 0);
+        assert_eq!(w.slaves.len(), 1);
+        // A new slave joins as index 1 and transmits.
+        w.add_slave(vec![MemSock::new(16)], Arc::new(PortStats::default()));
+        w.set_snapshot(Snapshot {
+            tx: TxPlan::single(1),
+            rx_mask: 0b11,
+        });
+        assert!(with_port(&mut w, None, |s, u| s.deliver(u, &frame(0x0800, 5))));
+        w.step();
+        let out = with_port(&mut w, Some(1), |s, u| s.transmit(u));
+        assert_eq!(out.len(), 1);
+        w.step();
+        assert!(w.accounting().balanced(), "{:?}", w.accounting());
     }
 
     #[test]

@@ -39,9 +39,10 @@ struct Cli {
     /// Control socket path (default: STATE_DIR/bondd-<netns>.sock).
     #[arg(long)]
     socket: Option<PathBuf>,
-    /// Prometheus metrics listen address, or `off`.
-    #[arg(long, default_value = metrics::DEFAULT_LISTEN)]
-    metrics: String,
+    /// Prometheus metrics listen address, or `off` (overrides the config's
+    /// `metrics: listen:`; default 127.0.0.1:9479).
+    #[arg(long)]
+    metrics: Option<String>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -61,6 +62,9 @@ enum Cmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// The daemon's config (its `control: socket:` finds the daemon).
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
         /// Control socket of the daemon.
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -74,6 +78,21 @@ enum Cmd {
         bond: String,
         /// Slave name.
         slave: String,
+        /// The daemon's config (its `control: socket:` finds the daemon).
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Control socket of the daemon.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// State directory of the daemon (finds its default socket).
+        #[arg(long, default_value = "/run/bondd")]
+        state_dir: PathBuf,
+    },
+    /// Re-read the daemon's configuration file and apply it (as SIGHUP).
+    Reload {
+        /// The daemon's config (its `control: socket:` finds the daemon).
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
         /// Control socket of the daemon.
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -152,10 +171,11 @@ fn main() -> ExitCode {
         Some(Cmd::Status {
             bond,
             json,
+            config,
             socket,
             state_dir,
         }) => {
-            let path = socket.unwrap_or_else(|| control::default_socket(&state_dir));
+            let path = find_socket(socket, config, &state_dir);
             match control::request(&path, &control::Request::Status { bond: bond.clone() }) {
                 Ok(r) if r.ok => {
                     if json {
@@ -189,24 +209,20 @@ fn main() -> ExitCode {
         Some(Cmd::SetActive {
             bond,
             slave,
+            config,
             socket,
             state_dir,
         }) => {
-            let path = socket.unwrap_or_else(|| control::default_socket(&state_dir));
-            match control::request(&path, &control::Request::SetActive { bond, slave }) {
-                Ok(r) if r.ok => {
-                    println!("{}", r.message.unwrap_or_default());
-                    ExitCode::SUCCESS
-                }
-                Ok(r) => {
-                    eprintln!("bondd: {}", r.error.unwrap_or_default());
-                    ExitCode::from(1)
-                }
-                Err(e) => {
-                    eprintln!("bondd: {e:#}");
-                    ExitCode::from(1)
-                }
-            }
+            let path = find_socket(socket, config, &state_dir);
+            simple_request(&path, &control::Request::SetActive { bond, slave })
+        }
+        Some(Cmd::Reload {
+            config,
+            socket,
+            state_dir,
+        }) => {
+            let path = find_socket(socket, config, &state_dir);
+            simple_request(&path, &control::Request::Reload)
         }
         Some(Cmd::Demo { seconds }) => match demo::run(seconds) {
             Ok(()) => ExitCode::SUCCESS,
@@ -222,10 +238,44 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             };
-            let socket = cli
-                .socket
-                .unwrap_or_else(|| control::default_socket(&cli.state_dir));
-            run(path, cli.state_dir, socket, cli.metrics)
+            run(path, cli.state_dir, cli.socket, cli.metrics)
+        }
+    }
+}
+
+/// The control socket: `--socket`, else the config's `control: socket:`,
+/// else the default for this network namespace.
+fn find_socket(
+    socket: Option<PathBuf>,
+    config: Option<PathBuf>,
+    state_dir: &std::path::Path,
+) -> PathBuf {
+    if let Some(s) = socket {
+        return s;
+    }
+    if let Some(c) = config
+        && let Ok(text) = std::fs::read_to_string(&c)
+        && let Ok(cfg) = config::parse(&text, &c.display().to_string(), &limits())
+        && let Some(p) = cfg.control_socket
+    {
+        return PathBuf::from(p);
+    }
+    control::default_socket(state_dir)
+}
+
+fn simple_request(path: &std::path::Path, req: &control::Request) -> ExitCode {
+    match control::request(path, req) {
+        Ok(r) if r.ok => {
+            println!("{}", r.message.unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            eprintln!("bondd: {}", r.error.unwrap_or_default());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("bondd: {e:#}");
+            ExitCode::from(1)
         }
     }
 }
@@ -247,18 +297,12 @@ fn check_system(cfg: &config::Config, file: &str) -> Result<()> {
     })
 }
 
-fn run(path: PathBuf, state_dir: PathBuf, socket: PathBuf, metrics_listen: String) -> ExitCode {
-    let metrics_addr = if metrics_listen == "off" {
-        None
-    } else {
-        match metrics_listen.parse::<std::net::SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(e) => {
-                eprintln!("bondd: --metrics {metrics_listen}: not an address:port or `off`: {e}");
-                return ExitCode::from(1);
-            }
-        }
-    };
+fn run(
+    path: PathBuf,
+    state_dir: PathBuf,
+    socket: Option<PathBuf>,
+    metrics_listen: Option<String>,
+) -> ExitCode {
     let cfg = match load_config(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -269,6 +313,21 @@ fn run(path: PathBuf, state_dir: PathBuf, socket: PathBuf, metrics_listen: Strin
     for w in &cfg.warnings {
         warn!("{w}");
     }
+    // Command-line flags override the config file.
+    let metrics_addr = match metrics_listen.as_deref() {
+        None => cfg.metrics_listen,
+        Some("off") => None,
+        Some(a) => match a.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("bondd: --metrics {a}: not an address:port or `off`: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let socket = socket
+        .or_else(|| cfg.control_socket.clone().map(PathBuf::from))
+        .unwrap_or_else(|| control::default_socket(&state_dir));
     if !bondd_xdp::sys::is_root() {
         eprintln!(
             "bondd: needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW) to attach XDP and open AF_XDP sockets"
@@ -286,7 +345,14 @@ fn run(path: PathBuf, state_dir: PathBuf, socket: PathBuf, metrics_listen: Strin
         }
     };
     let file = path.display().to_string();
-    match rt.block_on(serve(cfg, &file, state_dir, socket, metrics_addr)) {
+    match rt.block_on(serve(
+        cfg,
+        path.clone(),
+        &file,
+        state_dir,
+        socket,
+        metrics_addr,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e:#}");
@@ -295,8 +361,71 @@ fn run(path: PathBuf, state_dir: PathBuf, socket: PathBuf, metrics_listen: Strin
     }
 }
 
+/// Re-reads the configuration and applies it: all checks first, so an
+/// invalid file changes nothing; then removed bonds stop, new ones start,
+/// changed ones change in place or, where they must, are rebuilt alone.
+async fn reload(
+    bonds: &mut Vec<Bond>,
+    net: &Net,
+    path: &std::path::Path,
+    state_dir: &std::path::Path,
+    slow_notify: &std::sync::Arc<tokio::sync::Notify>,
+) -> Result<String> {
+    let file = path.display().to_string();
+    let cfg =
+        load_config(path).map_err(|e| anyhow::anyhow!("reload refused, nothing changed:\n{e}"))?;
+    for b in &cfg.bonds {
+        bond::preflight(net, b, state_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("reload refused, nothing changed: {file}: {e:#}"))?;
+    }
+    let mut report = Vec::new();
+    // Bonds gone from the file stop.
+    let mut i = 0;
+    while i < bonds.len() {
+        if cfg.bonds.iter().any(|b| b.name == bonds[i].cfg.name) {
+            i += 1;
+        } else {
+            let mut b = bonds.remove(i);
+            report.push(format!("{}: removed", b.cfg.name));
+            b.teardown(net).await;
+        }
+    }
+    for nb in cfg.bonds {
+        let name = nb.name.clone();
+        match bonds.iter().position(|b| b.cfg.name == name) {
+            None => {
+                bond::cleanup_stale(net, &nb, state_dir).await?;
+                let b = Bond::start(net, nb, state_dir, slow_notify.clone())
+                    .await
+                    .with_context(|| format!("{file}: bond \"{name}\""))?;
+                report.push(format!("{name}: started"));
+                bonds.push(b);
+            }
+            Some(i) => match bonds[i].reload(net, nb.clone()).await? {
+                bond::ReloadOutcome::Unchanged => report.push(format!("{name}: unchanged")),
+                bond::ReloadOutcome::Updated(what) => {
+                    report.push(format!("{name}: updated ({what})"))
+                }
+                bond::ReloadOutcome::NeedsRebuild(why) => {
+                    warn!(bond = %name, "reload: {why}; rebuilding this bond");
+                    let mut old = bonds.remove(i);
+                    old.teardown(net).await;
+                    let b = Bond::start(net, nb, state_dir, slow_notify.clone())
+                        .await
+                        .with_context(|| format!("{file}: bond \"{name}\""))?;
+                    bonds.insert(i, b);
+                    report.push(format!("{name}: rebuilt ({why})"));
+                }
+            },
+        }
+    }
+    Ok(report.join("; "))
+}
+
 async fn serve(
     cfg: config::Config,
+    cfg_path: PathBuf,
     file: &str,
     state_dir: PathBuf,
     socket: PathBuf,
@@ -445,9 +574,18 @@ async fn serve(
                             },
                         }
                     }
-                    control::Request::Reload => control::Response::err(
-                        "reload is not implemented yet; restart bondd to apply a new configuration",
-                    ),
+                    control::Request::Reload => {
+                        match reload(&mut bonds, &net, &cfg_path, &state_dir, &slow_notify).await {
+                            Ok(m) => {
+                                info!("reload: {m}");
+                                control::Response { ok: true, message: Some(m), ..Default::default() }
+                            }
+                            Err(e) => {
+                                error!("{e:#}");
+                                control::Response::err(format!("{e:#}"))
+                            }
+                        }
+                    }
                 };
                 let _ = msg.reply.send(resp);
             }
@@ -463,7 +601,11 @@ async fn serve(
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
-                warn!("SIGHUP: configuration reload is not implemented yet; keeping the running configuration");
+                info!("SIGHUP: reloading {}", cfg_path.display());
+                match reload(&mut bonds, &net, &cfg_path, &state_dir, &slow_notify).await {
+                    Ok(m) => info!("reload: {m}"),
+                    Err(e) => error!("{e:#}"),
+                }
             }
         }
     }

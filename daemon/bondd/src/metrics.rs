@@ -15,9 +15,6 @@ use tokio::{
 };
 use tracing::info;
 
-/// Default listen address: localhost only, a port of bondd's own.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9479";
-
 struct Family<'a> {
     out: &'a mut String,
 }

@@ -335,6 +335,27 @@ impl Net {
         }
     }
 
+    /// Removes an address.
+    pub async fn del_address(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
+        let mut s = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(addr)
+            .set_prefix_length_filter(prefix)
+            .execute();
+        while let Some(m) = s.try_next().await.context("dumping addresses")? {
+            self.handle
+                .address()
+                .del(m)
+                .execute()
+                .await
+                .map_err(|e| anyhow!("deleting address {addr}/{prefix}: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Adds a default route through `gw` on link `index`.
     pub async fn add_default_route(&self, index: u32, gw: IpAddr) -> Result<()> {
         let msg = match gw {

@@ -321,7 +321,9 @@ enum Step {
 const MAX_DISSECT_HDRS: u32 = 15;
 
 /// `__skb_flow_dissect` with the bonding keys and no flags, for encap2+3 and
-/// encap3+4; `None` = use layer2.
+/// encap3+4; `None` = use layer2. Kept out of line so the common policies'
+/// code stays small.
+#[inline(never)]
 fn dissect_encap(f: &[u8], l2: &L2) -> Option<Keys> {
     let mut k = Keys::default();
     let mut proto = l2.proto;

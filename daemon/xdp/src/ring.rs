@@ -170,6 +170,16 @@ impl<T: Copy> ProdRing<T> {
         n
     }
 
+    /// Entries produced but not consumed by the other side. Only sound once
+    /// the other side is gone (socket closed), or it may still take them.
+    pub(crate) fn take_unconsumed(&mut self) -> Vec<T> {
+        let cons = self.raw.consumer().load(Ordering::Acquire);
+        let n = self.cached_prod.wrapping_sub(cons);
+        (0..n)
+            .map(|i| self.raw.read(cons.wrapping_add(i)))
+            .collect()
+    }
+
     /// The kernel sets `XDP_RING_NEED_WAKEUP` when it will not look at this
     /// ring again until bondd makes a syscall.
     pub fn needs_wakeup(&self) -> bool {
@@ -218,6 +228,18 @@ impl<T: Copy> ConsRing<T> {
                 .store(self.cached_cons, Ordering::Release);
         }
         n
+    }
+
+    /// Every entry waiting to be consumed, consumed.
+    pub(crate) fn take_all(&mut self) -> Vec<T> {
+        let prod = self.raw.producer().load(Ordering::Acquire);
+        let n = prod.wrapping_sub(self.cached_cons);
+        let out = (0..n)
+            .map(|i| self.raw.read(self.cached_cons.wrapping_add(i)))
+            .collect();
+        self.cached_cons = prod;
+        self.cached_prod = prod;
+        out
     }
 
     /// Entries waiting to be consumed (refreshes the producer index).

@@ -341,16 +341,51 @@ impl Xsk {
     /// Copy mode and need_wakeup are inherited from the owner: the kernel
     /// rejects them on a shared bind (EINVAL), so none are passed.
     pub fn shared(owner: &Xsk, ifindex: u32, queue: u32, sizes: RingSizes) -> io::Result<Self> {
+        Self::shared_with(owner.fd.as_raw_fd(), owner.mode, ifindex, queue, sizes)
+    }
+
+    /// Like [`Xsk::shared`], naming the UMEM by the fd of any live socket
+    /// that uses it (for slaves added while the worker owns the others).
+    pub fn shared_with(
+        umem_fd: RawFd,
+        mode: CopyMode,
+        ifindex: u32,
+        queue: u32,
+        sizes: RingSizes,
+    ) -> io::Result<Self> {
         let fd = Self::socket()?;
         Self::finish(
             fd,
             ifindex,
             queue,
             sizes,
-            owner.mode,
+            mode,
             libc::XDP_SHARED_UMEM,
-            owner.fd.as_raw_fd() as u32,
+            umem_fd as u32,
         )
+    }
+
+    /// Closes the socket and returns every UMEM frame the kernel held for
+    /// it (fill, RX, TX and completion rings), so a slave can leave a
+    /// running worker without losing frames. The rings stay mapped until
+    /// they have been read; after close the kernel no longer touches them.
+    pub fn close_and_reclaim(self) -> Vec<u64> {
+        let Xsk {
+            mut rx,
+            mut tx,
+            mut fill,
+            mut comp,
+            _maps,
+            fd,
+            ..
+        } = self;
+        drop(fd);
+        let mut out: Vec<u64> = fill.take_unconsumed();
+        out.extend(comp.take_all());
+        out.extend(rx.take_all().into_iter().map(|d| d.addr));
+        out.extend(tx.take_unconsumed().into_iter().map(|d| d.addr));
+        drop(_maps);
+        out
     }
 
     fn socket() -> io::Result<OwnedFd> {

@@ -69,6 +69,10 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub bonds: Vec<BondConfig>,
+    /// `metrics: listen:`: where Prometheus scrapes; `None` = `off`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `control: socket:`: the control socket path, if set.
+    pub control_socket: Option<String>,
     /// Normalisations applied (as the kernel would) and deprecations; one
     /// line each, in the same format as errors.
     pub warnings: Vec<String>,
@@ -352,6 +356,101 @@ impl Cx<'_> {
 
 /// Parses and validates a config file's text. `file` is only used in
 /// messages. Pure: no file system access.
+/// Where metrics listen unless `metrics: listen:` says otherwise:
+/// localhost only, a port of bondd's own.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9479";
+
+fn scalar_text(n: &Node) -> Option<String> {
+    match n {
+        Node::Str(s) => Some(s.clone()),
+        Node::Bool(b) => Some(if *b { "on".into() } else { "off".into() }),
+        Node::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_metrics(
+    cx: &mut Cx,
+    v: &Node,
+    default: Option<std::net::SocketAddr>,
+) -> Option<std::net::SocketAddr> {
+    let Node::Map(entries) = v else {
+        cx.err(
+            None,
+            Some("metrics"),
+            format!(
+                "expected a mapping like `listen: 127.0.0.1:9479`, got {}",
+                v.describe()
+            ),
+        );
+        return default;
+    };
+    let mut out = default;
+    for (k, val) in entries {
+        if k != "listen" {
+            let hint = options::did_you_mean(k, &["listen"]);
+            cx.err(
+                None,
+                Some(&format!("metrics.{k}")),
+                format!("unknown key{hint}"),
+            );
+            continue;
+        }
+        match scalar_text(val).as_deref() {
+            Some("off") | Some("false") => out = None,
+            Some(t) => match t.parse::<std::net::SocketAddr>() {
+                Ok(a) => out = Some(a),
+                Err(_) => cx.err(
+                    None,
+                    Some("metrics.listen"),
+                    format!("expected ADDRESS:PORT (e.g. 127.0.0.1:9479, [::1]:9479) or `off`, got {t:?}"),
+                ),
+            },
+            None => cx.err(
+                None,
+                Some("metrics.listen"),
+                format!("expected ADDRESS:PORT or `off`, got {}", val.describe()),
+            ),
+        }
+    }
+    out
+}
+
+fn parse_control(cx: &mut Cx, v: &Node) -> Option<String> {
+    let Node::Map(entries) = v else {
+        cx.err(
+            None,
+            Some("control"),
+            format!(
+                "expected a mapping like `socket: /run/bondd/bondd.sock`, got {}",
+                v.describe()
+            ),
+        );
+        return None;
+    };
+    let mut out = None;
+    for (k, val) in entries {
+        if k != "socket" {
+            let hint = options::did_you_mean(k, &["socket"]);
+            cx.err(
+                None,
+                Some(&format!("control.{k}")),
+                format!("unknown key{hint}"),
+            );
+            continue;
+        }
+        match val {
+            Node::Str(p) if p.starts_with('/') => out = Some(p.clone()),
+            other => cx.err(
+                None,
+                Some("control.socket"),
+                format!("expected an absolute path, got {}", other.describe()),
+            ),
+        }
+    }
+    out
+}
+
 pub fn parse(text: &str, file: &str, limits: &Limits) -> Result<Config, ConfigErrors> {
     let mut cx = Cx {
         file,
@@ -366,16 +465,28 @@ pub fn parse(text: &str, file: &str, limits: &Limits) -> Result<Config, ConfigEr
         }
     };
     let mut bonds = Vec::new();
+    let mut metrics_listen = Some(DEFAULT_METRICS_LISTEN.parse().expect("constant address"));
+    let mut control_socket = None;
     match root {
         Node::Map(entries) => {
             let mut seen_bonds = false;
             for (k, v) in &entries {
+                if k == "metrics" {
+                    metrics_listen = parse_metrics(&mut cx, v, metrics_listen);
+                    continue;
+                }
+                if k == "control" {
+                    control_socket = parse_control(&mut cx, v);
+                    continue;
+                }
                 if k != "bonds" {
-                    let hint = options::did_you_mean(k, &["bonds"]);
+                    let hint = options::did_you_mean(k, &["bonds", "metrics", "control"]);
                     cx.err(
                         None,
                         Some(k),
-                        format!("unknown top-level key; only `bonds` is allowed{hint}"),
+                        format!(
+                            "unknown top-level key; allowed: `bonds`, `metrics`, `control`{hint}"
+                        ),
                     );
                     continue;
                 }
@@ -413,6 +524,8 @@ pub fn parse(text: &str, file: &str, limits: &Limits) -> Result<Config, ConfigEr
     if cx.errors.is_empty() {
         Ok(Config {
             bonds,
+            metrics_listen,
+            control_socket,
             warnings: cx.warnings,
         })
     } else {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Whole-path benchmark of bondd (active-backup), first cut.
+# Whole-path benchmark of bondd, per mode.
 #
 # Builds its own topology (two namespaces, veth pairs, addresses in
 # 198.18.0.0/15 only), removes it on exit (also on error or Ctrl-C), and
@@ -10,11 +10,15 @@
 #   - bondd's CPU time (user+system, all threads) per delivered packet;
 #   - the failover loss window under a 50 kpps UDP stream.
 #
-# Usage (root): bench/throughput.sh [RUNS] [SECS]
+# Usage (root): bench/throughput.sh [RUNS] [SECS] [MODE...]
+#   MODE: active-backup balance-rr balance-xor broadcast (default: all four)
 set -euo pipefail
 
 RUNS=${1:-3}
 SECS=${2:-4}
+shift $(( $# < 2 ? $# : 2 ))
+MODES=("$@")
+[ ${#MODES[@]} -gt 0 ] || MODES=(active-backup balance-rr balance-xor broadcast)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BONDD=${BONDD_BIN:-$ROOT/target/release/bondd}
 UDP=${BDT_UDP:-$ROOT/target/release/bdt-udp}
@@ -68,20 +72,30 @@ nd ip link set c0 address 02:00:00:00:0c:00
 nd ip link set c0 up; ng ip link set cg0 up
 nd ip addr add 198.18.1.1/24 dev c0
 
-cat > "$TMP/bond.yaml" <<EOF
-bonds:
-  - name: bond0
-    mode: active-backup
-    slaves: [s0, s1]
-    primary: s0
-    miimon: 100
-    addresses: [198.18.0.1/24]
-EOF
-ip netns exec "$DUT" taskset -c 0 "$BONDD" --config "$TMP/bond.yaml" --state-dir "$TMP/state" 2>"$TMP/bondd.log" &
-BPID=$!
-for _ in $(seq 100); do grep -q "bondd ready" "$TMP/bondd.log" && break; sleep 0.1; done
-grep -q "bondd ready" "$TMP/bondd.log" || { cat "$TMP/bondd.log"; echo "bench: bondd did not start" >&2; exit 1; }
-BMAC=$(nd cat /sys/class/net/bond0/address)
+start_bondd() { # mode
+  {
+    echo "bonds:"
+    echo "  - name: bond0"
+    echo "    mode: $1"
+    echo "    slaves: [s0, s1]"
+    echo "    miimon: 100"
+    echo "    addresses: [198.18.0.1/24]"
+    case $1 in
+      active-backup) echo "    primary: s0" ;;
+      balance-xor) echo "    xmit_hash_policy: layer3+4" ;;
+    esac
+  } > "$TMP/bond.yaml"
+  ip netns exec "$DUT" taskset -c 0 "$BONDD" --config "$TMP/bond.yaml" --state-dir "$TMP/state" --metrics off 2>"$TMP/bondd.log" &
+  BPID=$!
+  for _ in $(seq 100); do grep -q "bondd ready" "$TMP/bondd.log" && break; sleep 0.1; done
+  grep -q "bondd ready" "$TMP/bondd.log" || { cat "$TMP/bondd.log"; echo "bench: bondd did not start" >&2; exit 1; }
+  BMAC=$(nd cat /sys/class/net/bond0/address)
+}
+stop_bondd() {
+  kill -TERM "$BPID"; wait "$BPID" 2>/dev/null || true; BPID=
+  ng ip link set g0 up; ng ip link set g1 up
+  sleep 0.5
+}
 CMAC=02:00:00:00:0c:00
 nd ethtool -K c0 tx off >/dev/null
 
@@ -90,9 +104,7 @@ nd ethtool -K c0 tx off >/dev/null
 frame() { # dst-mac src-mac src-ip
   echo "{ eth(da=$1, sa=$2), ipv4(sa=$3, da=198.18.0.99, ttl=64), udp(sp=drnd(), dp=9), fill(0x41, 18) }"
 }
-frame "$BMAC" 02:00:00:00:0a:00 198.18.0.2 > "$TMP/up.cfg"
 frame "$CMAC" 02:00:00:00:0a:02 198.18.1.2 > "$TMP/ceil.cfg"
-frame 02:00:00:00:0a:00 "$BMAC" 198.18.0.1 > "$TMP/down.cfg"
 frame 02:00:00:00:0a:02 "$CMAC" 198.18.1.1 > "$TMP/ceil_down.cfg"
 
 # run NS DEV CFG COUNT_NS COUNT_DEVS... -> prints "pps ns_per_pkt"
@@ -100,10 +112,10 @@ run() {
   local ns=$1 dev=$2 cfg=$3 cns=$4; shift 4
   local before=0 after=0 c0 c1 d
   for d in "$@"; do before=$((before + $(cnt "$cns" "$d" rx_packets))); done
-  c0=$(cpu_ticks "$BPID")
+  c0=$( [ -n "$BPID" ] && cpu_ticks "$BPID" || echo 0)
   ip netns exec "$ns" timeout -s INT "$SECS" taskset -c 1 trafgen -i "$cfg" -o "$dev" -P 1 -q >/dev/null 2>&1 || true
   sleep 0.2
-  c1=$(cpu_ticks "$BPID")
+  c1=$( [ -n "$BPID" ] && cpu_ticks "$BPID" || echo 0)
   for d in "$@"; do after=$((after + $(cnt "$cns" "$d" rx_packets))); done
   local n=$((after - before))
   local pps=$((n / SECS))
@@ -125,33 +137,48 @@ measure() { # label ns dev cfg cns devs...
   echo "$mp $mc ${pps[*]}" > "$TMP/$label"
 }
 
-echo "bench: $RUNS runs x $SECS s, 64-byte frames, bondd on CPU 0, trafgen on CPU 1"
+echo "bench: $RUNS runs x $SECS s, 64-byte frames, bondd on CPU 0, trafgen on CPU 1; modes: ${MODES[*]}"
 measure ceil_up   "$GEN" cg0  "$TMP/ceil.cfg"      "$DUT" c0
-measure up        "$GEN" g0   "$TMP/up.cfg"        "$DUT" bond0
 measure ceil_down "$DUT" c0   "$TMP/ceil_down.cfg" "$GEN" cg0
-measure down      "$DUT" bond0 "$TMP/down.cfg"     "$GEN" g0 g1
-
 read -r cu _ cur < "$TMP/ceil_up"
-read -r u uc ur < "$TMP/up"
 read -r cd _ cdr < "$TMP/ceil_down"
-read -r d dc dr < "$TMP/down"
-printf '\n%-28s %12s %10s %16s   %s\n' "path" "median pps" "vs ceiling" "bondd CPU ns/pkt" "runs (pps)"
-printf '%-28s %12s %10s %16s   %s\n' "wire -> plain veth (ceiling)" "$cu" "1.00" "-" "$cur"
-printf '%-28s %12s %10s %16s   %s\n' "wire -> bond0 (bondd)" "$u" "$(awk "BEGIN{printf \"%.2f\", $u/$cu}")" "$uc" "$ur"
-printf '%-28s %12s %10s %16s   %s\n' "plain veth -> wire (ceiling)" "$cd" "1.00" "-" "$cdr"
-printf '%-28s %12s %10s %16s   %s\n' "bond0 -> wire (bondd)" "$d" "$(awk "BEGIN{printf \"%.2f\", $d/$cd}")" "$dc" "$dr"
+ratio() { awk "BEGIN{printf \"%.2f\", $1/$2}"; }
+row() { printf '%-14s %-36s %10s %10s %16s   %s\n' "$@"; }
+{
+row "mode" "path" "median pps" "vs ceiling" "bondd CPU ns/pkt" "runs (pps)"
+row "-" "wire -> plain veth (ceiling)" "$cu" "1.00" "-" "$cur"
+row "-" "plain veth -> wire (ceiling)" "$cd" "1.00" "-" "$cdr"
+} > "$TMP/table"
 
-# Failover under load: a 50 kpps stream from the switch side to bond0, the
-# active slave's far end goes down 1.5 s in.
+for MODE in "${MODES[@]}"; do
+  start_bondd "$MODE"
+  frame "$BMAC" 02:00:00:00:0a:00 198.18.0.2 > "$TMP/up.cfg"
+  frame 02:00:00:00:0a:00 "$BMAC" 198.18.0.1 > "$TMP/down.cfg"
+  echo "bench: $MODE ..."
+  measure up   "$GEN" g0    "$TMP/up.cfg"   "$DUT" bond0
+  measure down "$DUT" bond0 "$TMP/down.cfg" "$GEN" g0 g1
+  read -r u uc ur < "$TMP/up"
+  read -r d dc dr < "$TMP/down"
+  note=""
+  [ "$MODE" = broadcast ] && note=" (frames x2: both slaves)"
+  row "$MODE" "wire -> bond0" "$u" "$(ratio "$u" "$cu")" "$uc" "$ur" >> "$TMP/table"
+  row "$MODE" "bond0 -> wire$note" "$d" "$(ratio "$d" "$cd")" "$dc" "$dr" >> "$TMP/table"
+  if [ "$MODE" = active-backup ]; then
+    # Failover under load: a 50 kpps stream from the switch side to bond0;
+    # the active slave's far end goes down 1.5 s in.
+    nd "$UDP" recv --bind 198.18.0.1:9000 --expect 200000 --timeout-ms 12000 --pps 50000 > "$TMP/recv.out" 2>"$TMP/recv.err" &
+    RPID=$!
+    sleep 0.5
+    ng "$UDP" send --dst 198.18.0.1:9000 --pps 50000 --count 200000 --max-secs 10 > "$TMP/send.out" 2>&1 &
+    SPID=$!
+    sleep 1.5
+    ng ip link set g0 down
+    wait "$SPID" || true
+    wait "$RPID" || true
+    echo "active-backup failover under 50 kpps (wire -> bond0): $(cat "$TMP/recv.out")" > "$TMP/failover"
+  fi
+  stop_bondd
+done
 echo
-nd "$UDP" recv --bind 198.18.0.1:9000 --expect 200000 --timeout-ms 12000 --pps 50000 > "$TMP/recv.out" 2>"$TMP/recv.err" &
-RPID=$!
-sleep 0.5
-ng "$UDP" send --dst 198.18.0.1:9000 --pps 50000 --count 200000 --max-secs 10 > "$TMP/send.out" 2>&1 &
-SPID=$!
-sleep 1.5
-ng ip link set g0 down
-wait "$SPID" || true
-wait "$RPID" || true
-echo "failover under 50 kpps (wire -> bond0): $(cat "$TMP/recv.out")"
-grep -E "failover|definitely" "$TMP/bondd.log" | sed 's/^/  bondd: /' | tail -3
+cat "$TMP/table"
+if [ -f "$TMP/failover" ]; then echo; cat "$TMP/failover"; fi

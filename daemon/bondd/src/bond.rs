@@ -214,6 +214,13 @@ async fn restore_slave(net: &Net, l: &LinkInfoView, s: &SavedSlave) {
     if let Err(e) = net.set_flags(idx, s.promisc, s.allmulti).await {
         warn!(slave = %s.name, "restoring flags: {e:#}");
     }
+    if let Some(rx) = s.rxvlan
+        && let Ok((now_rx, _)) = sys::vlan_offload(&s.name)
+        && now_rx != rx
+        && let Err(e) = sys::set_vlan_offload(&s.name, Some(rx), None)
+    {
+        warn!(slave = %s.name, "restoring RX VLAN stripping: {e}");
+    }
     if l.up != s.up
         && let Err(e) = net.set_up(idx, s.up).await
     {
@@ -364,6 +371,7 @@ impl Bond {
                     up: l.up,
                     promisc: l.promisc,
                     allmulti: l.allmulti,
+                    rxvlan: sys::vlan_offload(s).ok().map(|(rx, _)| rx),
                 },
                 xdp: None,
                 speed,
@@ -401,6 +409,9 @@ impl Bond {
                 net.set_mtu(p.index, self.cfg.mtu).await?;
                 sys::set_tx_checksum(&name, false)
                     .with_context(|| format!("turning TX checksum offload off on {name}"))?;
+                if let Err(e) = sys::set_vlan_offload(&name, None, Some(false)) {
+                    warn!(bond = %name, "turning TX VLAN offload off: {e}; tagged frames from the host may lose their tag");
+                }
             }
             InterfaceKind::Tap => {
                 let t = Tap::create(&name).with_context(|| format!("creating TAP {name}"))?;
@@ -426,6 +437,11 @@ impl Bond {
                 )
             })?;
             net.set_flags(s.index, s.saved.promisc, true).await?;
+            if s.saved.rxvlan == Some(true)
+                && let Err(e) = sys::set_vlan_offload(&s.name, Some(false), None)
+            {
+                warn!(slave = %s.name, "turning RX VLAN stripping off: {e}; tagged frames may lose their tag");
+            }
             net.set_up(s.index, true).await?;
         }
 
@@ -1460,6 +1476,7 @@ impl Bond {
             up: l.up,
             promisc: l.promisc,
             allmulti: l.allmulti,
+            rxvlan: sys::vlan_offload(name).ok().map(|(rx, _)| rx),
         };
         self.slaves.push(SlaveRt {
             name: name.to_string(),
@@ -1476,6 +1493,9 @@ impl Bond {
             net.set_mac(l.index, self.mac).await?;
             net.set_mtu(l.index, self.cfg.mtu).await?;
             net.set_flags(l.index, saved.promisc, true).await?;
+            if saved.rxvlan == Some(true) {
+                let _ = sys::set_vlan_offload(name, Some(false), None);
+            }
             net.set_up(l.index, true).await?;
             let umem_fd = self
                 .slaves

@@ -26,6 +26,8 @@ pub struct SavedSlave {
     pub promisc: bool,
     /// All-multicast flag.
     pub allmulti: bool,
+    /// RX VLAN stripping, when the driver reports it.
+    pub rxvlan: Option<bool>,
 }
 
 /// The state file of one bond.
@@ -53,13 +55,17 @@ impl BondState {
         for sl in &self.slaves {
             let _ = writeln!(
                 s,
-                "slave={} mac={} mtu={} up={} promisc={} allmulti={}",
+                "slave={} mac={} mtu={} up={} promisc={} allmulti={}{}",
                 sl.name,
                 mac_str(&sl.mac),
                 sl.mtu,
                 u8::from(sl.up),
                 u8::from(sl.promisc),
-                u8::from(sl.allmulti)
+                u8::from(sl.allmulti),
+                match sl.rxvlan {
+                    Some(v) => format!(" rxvlan={}", u8::from(v)),
+                    None => String::new(),
+                }
             );
         }
         s
@@ -90,6 +96,7 @@ impl BondState {
                     up: false,
                     promisc: false,
                     allmulti: false,
+                    rxvlan: None,
                 };
                 for kv in parts {
                     let (k, v) = kv.split_once('=').context("slave field")?;
@@ -99,6 +106,7 @@ impl BondState {
                         "up" => sl.up = v == "1",
                         "promisc" => sl.promisc = v == "1",
                         "allmulti" => sl.allmulti = v == "1",
+                        "rxvlan" => sl.rxvlan = Some(v == "1"),
                         other => bail!("unknown slave field {other}"),
                     }
                 }
@@ -168,6 +176,7 @@ mod tests {
                 up: true,
                 promisc: false,
                 allmulti: true,
+                rxvlan: Some(true),
             }],
         };
         assert_eq!(BondState::decode(&st.encode()).unwrap(), st);

@@ -13,6 +13,10 @@ const IFNAMSIZ: usize = 16;
 const ETHTOOL_GSET: u32 = 0x1;
 const ETHTOOL_STXCSUM: u32 = 0x17;
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
+const ETHTOOL_GFLAGS: u32 = 0x25;
+const ETHTOOL_SFLAGS: u32 = 0x26;
+const ETH_FLAG_TXVLAN: u32 = 1 << 7;
+const ETH_FLAG_RXVLAN: u32 = 1 << 8;
 
 #[repr(C)]
 struct IfreqData {
@@ -152,6 +156,51 @@ pub fn set_tx_checksum(dev: &str, on: bool) -> io::Result<()> {
         data: u32::from(on),
     };
     ethtool(dev, &mut v)
+}
+
+/// 802.1Q VLAN offloads of a device: (rx stripping, tx insertion).
+pub fn vlan_offload(dev: &str) -> io::Result<(bool, bool)> {
+    let mut v = EthtoolValue {
+        cmd: ETHTOOL_GFLAGS,
+        data: 0,
+    };
+    ethtool(dev, &mut v)?;
+    Ok((v.data & ETH_FLAG_RXVLAN != 0, v.data & ETH_FLAG_TXVLAN != 0))
+}
+
+/// Sets 802.1Q VLAN offloads. bondd turns them off where AF_XDP must see
+/// the tag in the frame bytes: TX insertion on the logical interface (else
+/// the host's tag travels as metadata and is lost) and RX stripping on the
+/// slaves (else the NIC removes the tag before XDP sees the frame).
+pub fn set_vlan_offload(dev: &str, rx: Option<bool>, tx: Option<bool>) -> io::Result<()> {
+    let mut v = EthtoolValue {
+        cmd: ETHTOOL_GFLAGS,
+        data: 0,
+    };
+    ethtool(dev, &mut v)?;
+    let mut f = v.data;
+    if let Some(on) = rx {
+        f = if on {
+            f | ETH_FLAG_RXVLAN
+        } else {
+            f & !ETH_FLAG_RXVLAN
+        };
+    }
+    if let Some(on) = tx {
+        f = if on {
+            f | ETH_FLAG_TXVLAN
+        } else {
+            f & !ETH_FLAG_TXVLAN
+        };
+    }
+    if f == v.data {
+        return Ok(());
+    }
+    let mut s = EthtoolValue {
+        cmd: ETHTOOL_SFLAGS,
+        data: f,
+    };
+    ethtool(dev, &mut s)
 }
 
 /// A TAP device owned by this process: it disappears when the fd closes, so a

@@ -7,7 +7,9 @@ mod dataplane;
 mod demo;
 mod metrics;
 mod netlink;
+mod nm;
 mod notify;
+mod sdnotify;
 mod state;
 mod status;
 
@@ -99,6 +101,13 @@ enum Cmd {
         /// State directory of the daemon (finds its default socket).
         #[arg(long, default_value = "/run/bondd")]
         state_dir: PathBuf,
+    },
+    /// Print a bondd config for the bonds in NetworkManager keyfiles
+    /// (warnings about what does not carry over go to stderr).
+    ImportNm {
+        /// Directory of *.nmconnection keyfiles.
+        #[arg(default_value = nm::DEFAULT_DIR)]
+        dir: PathBuf,
     },
     /// Self-contained demo on veth pairs in network namespaces.
     Demo {
@@ -224,6 +233,19 @@ fn main() -> ExitCode {
             let path = find_socket(socket, config, &state_dir);
             simple_request(&path, &control::Request::Reload)
         }
+        Some(Cmd::ImportNm { dir }) => match nm::import_dir(&dir) {
+            Ok(imp) => {
+                for w in &imp.warnings {
+                    eprintln!("warning: {w}");
+                }
+                print!("{}", imp.yaml);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("bondd import-nm: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Some(Cmd::Demo { seconds }) => match demo::run(seconds) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -506,6 +528,7 @@ async fn serve(
             .join(", ")
     );
 
+    sdnotify::ready(&ready_status(&bonds));
     let mut report = tokio::time::interval(Duration::from_secs(60));
     report.tick().await;
     loop {
@@ -575,7 +598,10 @@ async fn serve(
                         }
                     }
                     control::Request::Reload => {
-                        match reload(&mut bonds, &net, &cfg_path, &state_dir, &slow_notify).await {
+                        sdnotify::reloading();
+                        let r = reload(&mut bonds, &net, &cfg_path, &state_dir, &slow_notify).await;
+                        sdnotify::ready(&ready_status(&bonds));
+                        match r {
                             Ok(m) => {
                                 info!("reload: {m}");
                                 control::Response { ok: true, message: Some(m), ..Default::default() }
@@ -602,13 +628,16 @@ async fn serve(
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sighup.recv() => {
                 info!("SIGHUP: reloading {}", cfg_path.display());
+                sdnotify::reloading();
                 match reload(&mut bonds, &net, &cfg_path, &state_dir, &slow_notify).await {
                     Ok(m) => info!("reload: {m}"),
                     Err(e) => error!("{e:#}"),
                 }
+                sdnotify::ready(&ready_status(&bonds));
             }
         }
     }
+    sdnotify::stopping();
     for mut b in bonds {
         info!(bond = %b.cfg.name, failovers = b.failovers(), "{}", b.summary());
         b.teardown(&net).await;
@@ -618,4 +647,19 @@ async fn serve(
     let _ = std::fs::remove_file(&socket);
     info!("bondd stopped");
     Ok(())
+}
+
+/// systemd STATUS= line: each bond and its active slave.
+fn ready_status(bonds: &[Bond]) -> String {
+    bonds
+        .iter()
+        .map(|b| {
+            format!(
+                "{} active {}",
+                b.cfg.name,
+                b.active_name().unwrap_or("none")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -152,7 +152,9 @@ pub fn request(path: &Path, req: &Request) -> Result<Response> {
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut line = serde_json::to_string(req)?;
     line.push('\n');
-    s.write_all(line.as_bytes())?;
+    // A refused client may find the socket closed under it: still read
+    // whatever answer the daemon sent.
+    let _ = s.write_all(line.as_bytes());
     let mut resp = String::new();
     BufReader::new(s).read_line(&mut resp)?;
     serde_json::from_str(resp.trim()).context("reading the daemon's answer")

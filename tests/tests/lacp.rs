@@ -2002,7 +2002,6 @@ fn lacp_passive_passive_never_forms() {
 /// Test 5: /metrics agrees with `bondd status --json` while the bonds of
 /// test 1's topology carry traffic.
 #[test]
-#[ignore = "daemon bug: /metrics has no bondd_lacp_* series (pdus_rx_total, actor_state, aggregator_id); daemon/bondd/src/metrics.rs renders none"]
 fn lacp_metrics_consistent_with_status() {
     if !require_root() {
         return;

@@ -200,6 +200,63 @@ pub fn render(bonds: &[BondStatus]) -> String {
             );
         }
     }
+    type LGet = fn(&crate::status::LacpPortStatus) -> u64;
+    let lacp_series: [(&str, &str, &str, LGet); 6] = [
+        (
+            "bondd_lacp_pdus_rx_total",
+            "counter",
+            "LACPDUs received on the slave.",
+            |p| p.lacpdu_rx,
+        ),
+        (
+            "bondd_lacp_pdus_tx_total",
+            "counter",
+            "LACPDUs sent on the slave.",
+            |p| p.lacpdu_tx,
+        ),
+        (
+            "bondd_lacp_pdus_illegal_rx_total",
+            "counter",
+            "Malformed slow-protocol frames received on the slave.",
+            |p| p.lacpdu_illegal_rx,
+        ),
+        (
+            "bondd_lacp_actor_state",
+            "gauge",
+            "Actor LACP port state byte (802.1AX bits: 1 activity, 2 timeout, 4 aggregation, 8 sync, 16 collecting, 32 distributing, 64 defaulted, 128 expired).",
+            |p| u64::from(p.actor.port_state),
+        ),
+        (
+            "bondd_lacp_partner_state",
+            "gauge",
+            "Partner LACP port state byte, as last received.",
+            |p| u64::from(p.partner.port_state),
+        ),
+        (
+            "bondd_lacp_aggregator_id",
+            "gauge",
+            "Aggregator the slave is in (0: none).",
+            |p| u64::from(p.aggregator_id.unwrap_or(0)),
+        ),
+    ];
+    for (name, kind, help, get) in lacp_series {
+        // A family with no samples is still valid exposition; emit the
+        // LACP families only when some bond runs 802.3ad.
+        if !bonds
+            .iter()
+            .any(|b| b.slaves.iter().any(|s| s.lacp.is_some()))
+        {
+            break;
+        }
+        f.head(name, kind, help);
+        for b in bonds {
+            for s in &b.slaves {
+                if let Some(p) = &s.lacp {
+                    f.sample(name, &[("bond", &b.name), ("slave", &s.name)], get(p));
+                }
+            }
+        }
+    }
     f.head(
         "bondd_bond_up",
         "gauge",
@@ -352,5 +409,35 @@ mod tests {
         ));
         assert!(text.contains(r#"bondd_failovers_total{bond="bond0"} 2"#));
         assert!(text.contains(r#"bondd_active_slave_info{bond="bond0",slave="eth1"} 1"#));
+        assert!(
+            !text.contains("bondd_lacp_"),
+            "no LACP families for a non-LACP bond"
+        );
+    }
+
+    #[test]
+    fn lacp_series_for_802_3ad_bonds() {
+        let b = BondStatus {
+            name: "bond0".into(),
+            slaves: vec![SlaveStatus {
+                name: "eth1".into(),
+                lacp: Some(crate::status::LacpPortStatus {
+                    aggregator_id: Some(3),
+                    lacpdu_rx: 7,
+                    actor: crate::status::LacpDetails {
+                        port_state: 63,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = render(&[b]);
+        assert!(text.contains(r#"bondd_lacp_pdus_rx_total{bond="bond0",slave="eth1"} 7"#));
+        assert!(text.contains(r#"bondd_lacp_actor_state{bond="bond0",slave="eth1"} 63"#));
+        assert!(text.contains(r#"bondd_lacp_aggregator_id{bond="bond0",slave="eth1"} 3"#));
+        assert!(text.contains("# HELP bondd_lacp_partner_state "));
     }
 }

@@ -340,10 +340,31 @@ impl EventFd {
     }
 }
 
-/// The inode number of this process's network namespace: bondd keys its
-/// restore state by it, so bonds of the same name in different namespaces do
-/// not clash.
+/// An identity of this process's network namespace: bondd keys its restore
+/// state and control socket by it, so bonds of the same name in different
+/// namespaces do not clash. The namespace cookie (SO_NETNS_COOKIE, Linux
+/// 5.14+) is never reused while the machine runs, unlike the namespace's
+/// inode number, so a new namespace never finds a dead one's state; the inode
+/// is the fallback on older kernels.
 pub fn netns_id() -> u64 {
+    const SO_NETNS_COOKIE: libc::c_int = 71;
+    if let Ok(sock) = ctl_socket() {
+        let mut cookie: u64 = 0;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        // SAFETY: getsockopt on our own socket into a live u64 of `len` bytes.
+        let r = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_NETNS_COOKIE,
+                &mut cookie as *mut u64 as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        if r == 0 && cookie != 0 {
+            return cookie;
+        }
+    }
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self/ns/net")
         .map(|m| m.ino())

@@ -84,6 +84,7 @@ pub fn run(seconds: u64) -> Result<()> {
     );
     for ns in [&t.sw, &t.b, &t.h] {
         sh(&["ip", "netns", "add", ns])?;
+        nsx(ns, &["ip", "link", "set", "lo", "up"])?;
     }
     nsx(
         &t.sw,

@@ -1524,7 +1524,10 @@ fn default_socket(bondd: &Bondd) -> PathBuf {
         .split_whitespace()
         .find_map(|w| w.strip_prefix("socket="))
         .unwrap_or_else(|| panic!("no socket= in {line:?}"));
-    assert!(path.starts_with("/run/bondd/bondd-"), "not the default path: {path}");
+    assert!(
+        path.starts_with("/run/bondd/bondd-"),
+        "not the default path: {path}"
+    );
     PathBuf::from(path)
 }
 

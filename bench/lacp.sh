@@ -45,7 +45,7 @@ cfg "$TMP/b.yaml" bond1 "b0, b1" 198.18.0.2/24
 
 dist_both() { # ns statedir -> 0 when both ports distribute
   ip netns exec "$1" "$BONDD" status --json --state-dir "$2" 2>/dev/null |
-    python3 -c 'import json,sys; b=json.load(sys.stdin)[0]; sys.exit(0 if all(s["lacp"] and s["lacp"]["distributing"] for s in b["slaves"]) else 1)'
+    python3 -c 'import json,sys; b=json.load(sys.stdin)[0]; sys.exit(0 if all(s["lacp"] and s["lacp"]["distributing"] for s in b["slaves"]) else 1)' 2>/dev/null
 }
 
 times=()

@@ -289,6 +289,8 @@ pub struct Bond {
     /// Usable slaves at the last publish, to log changes of the set.
     last_usable: Vec<u8>,
     copy_mode: Option<CopyMode>,
+    /// Frames in the worker's UMEM.
+    umem_frames: u64,
     /// fd of the logical interface's first socket (veth), which names the
     /// UMEM for slaves added later.
     logical_fd: Option<std::os::fd::RawFd>,
@@ -340,6 +342,7 @@ impl Bond {
             last_usable: Vec::new(),
             copy_mode: None,
             logical_fd: None,
+            umem_frames: 0,
             lacp: None,
             slow_rx: None,
             slow_notify,
@@ -1109,6 +1112,16 @@ impl Bond {
                     .as_ref()
                     .and_then(|x| x.counters().ok())
                     .unwrap_or_default();
+                let mut xs = bondd_xdp::XskStats::default();
+                for fd in &s.sock_fds {
+                    if let Ok(k) = bondd_xdp::socket::stats_of(*fd) {
+                        xs.rx_dropped += k.rx_dropped;
+                        xs.rx_invalid_descs += k.rx_invalid_descs;
+                        xs.tx_invalid_descs += k.tx_invalid_descs;
+                        xs.rx_ring_full += k.rx_ring_full;
+                        xs.rx_fill_ring_empty_descs += k.rx_fill_ring_empty_descs;
+                    }
+                }
                 let state = self.monitor.state(i);
                 SlaveStatus {
                     name: s.name.clone(),
@@ -1147,6 +1160,16 @@ impl Bond {
                         ],
                         rx_slow_proto: get(|p| &p.rx_slow_proto),
                         tx_kicks: get(|p| &p.tx_kicks),
+                        xdp_redirected: x.redirected + x.slow_proto,
+                        xdp_dropped: vec![
+                            ("inactive".into(), x.drop_inactive),
+                            ("no_socket".into(), x.drop_no_socket),
+                            ("runt".into(), x.drop_runt),
+                        ],
+                        xsk_rx_ring_full: xs.rx_ring_full,
+                        xsk_fill_ring_empty: xs.rx_fill_ring_empty_descs,
+                        xsk_rx_dropped: xs.rx_dropped,
+                        xsk_invalid_descs: xs.rx_invalid_descs + xs.tx_invalid_descs,
                     },
                     lacp: lacp_st
                         .as_ref()
@@ -1231,6 +1254,18 @@ impl Bond {
                 }),
             }),
             slaves,
+            logical: self
+                .logical_stats
+                .as_ref()
+                .map(|l| crate::status::LogicalCounters {
+                    rx_packets: l.rx_packets.load(r),
+                    tx_packets: l.tx_packets.load(r),
+                    tx_drop_no_slave: l.tx_drop_no_slave.load(r),
+                    tx_drop_ring_full: l.tx_drop_ring_full.load(r),
+                    fill_starved: l.fill_starved.load(r),
+                    umem_frames: self.umem_frames,
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -257,6 +257,103 @@ pub fn render(bonds: &[BondStatus]) -> String {
             }
         }
     }
+    type XGet = fn(&crate::status::SlaveStatus) -> u64;
+    let ring_series: [(&str, &str, XGet); 5] = [
+        (
+            "bondd_xdp_redirected_total",
+            "Frames the slave's XDP program redirected to bondd's AF_XDP sockets.",
+            |s| s.counters.xdp_redirected,
+        ),
+        (
+            "bondd_xsk_rx_ring_full_total",
+            "Frames the kernel dropped because the slave socket's RX ring was full (the worker fell behind).",
+            |s| s.counters.xsk_rx_ring_full,
+        ),
+        (
+            "bondd_xsk_fill_ring_empty_total",
+            "Times a frame arrived and the slave socket's fill ring was empty (no buffer to receive into).",
+            |s| s.counters.xsk_fill_ring_empty,
+        ),
+        (
+            "bondd_xsk_rx_dropped_total",
+            "Frames the kernel dropped on the slave socket for other reasons.",
+            |s| s.counters.xsk_rx_dropped,
+        ),
+        (
+            "bondd_xsk_invalid_descs_total",
+            "Invalid descriptors the kernel saw on the slave socket's rings (should stay 0).",
+            |s| s.counters.xsk_invalid_descs,
+        ),
+    ];
+    for (name, help, get) in ring_series {
+        f.head(name, "counter", help);
+        for b in bonds {
+            for s in &b.slaves {
+                f.sample(name, &[("bond", &b.name), ("slave", &s.name)], get(s));
+            }
+        }
+    }
+    f.head(
+        "bondd_xdp_dropped_total",
+        "counter",
+        "Frames the slave's XDP program dropped, by reason.",
+    );
+    for b in bonds {
+        for s in &b.slaves {
+            for (reason, v) in &s.counters.xdp_dropped {
+                f.sample(
+                    "bondd_xdp_dropped_total",
+                    &[("bond", &b.name), ("slave", &s.name), ("reason", reason)],
+                    v,
+                );
+            }
+        }
+    }
+    type BGet = fn(&crate::status::LogicalCounters) -> u64;
+    let bond_series: [(&str, &str, &str, BGet); 6] = [
+        (
+            "bondd_logical_rx_packets_total",
+            "counter",
+            "Frames the host sent on the bond interface.",
+            |l| l.rx_packets,
+        ),
+        (
+            "bondd_logical_tx_packets_total",
+            "counter",
+            "Frames handed to the host on the bond interface.",
+            |l| l.tx_packets,
+        ),
+        (
+            "bondd_logical_tx_dropped_no_slave_total",
+            "counter",
+            "Frames from the host dropped because no slave could transmit.",
+            |l| l.tx_drop_no_slave,
+        ),
+        (
+            "bondd_logical_tx_dropped_ring_full_total",
+            "counter",
+            "Frames for the host dropped because its ring was full.",
+            |l| l.tx_drop_ring_full,
+        ),
+        (
+            "bondd_worker_fill_starved_total",
+            "counter",
+            "Times the worker had no free UMEM frame to refill a fill ring.",
+            |l| l.fill_starved,
+        ),
+        (
+            "bondd_worker_umem_frames",
+            "gauge",
+            "Frames in the worker's UMEM.",
+            |l| l.umem_frames,
+        ),
+    ];
+    for (name, kind, help, get) in bond_series {
+        f.head(name, kind, help);
+        for b in bonds {
+            f.sample(name, &[("bond", &b.name)], get(&b.logical));
+        }
+    }
     f.head(
         "bondd_bond_up",
         "gauge",

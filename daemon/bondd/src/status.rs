@@ -56,6 +56,18 @@ pub struct SlaveCounters {
     pub rx_slow_proto: u64,
     /// TX kicks (sendto) made.
     pub tx_kicks: u64,
+    /// XDP program: frames redirected to bondd (data and slow protocols).
+    pub xdp_redirected: u64,
+    /// XDP program: drops by reason.
+    pub xdp_dropped: Vec<(String, u64)>,
+    /// AF_XDP (kernel): frames dropped because the RX ring was full.
+    pub xsk_rx_ring_full: u64,
+    /// AF_XDP (kernel): times a frame found the fill ring empty.
+    pub xsk_fill_ring_empty: u64,
+    /// AF_XDP (kernel): other receive drops.
+    pub xsk_rx_dropped: u64,
+    /// AF_XDP (kernel): invalid descriptors on RX and TX.
+    pub xsk_invalid_descs: u64,
 }
 
 /// LACP details of one port, as /proc prints them.
@@ -172,6 +184,25 @@ pub struct BondStatus {
     pub lacp: Option<LacpBondStatus>,
     /// Slaves in config order.
     pub slaves: Vec<SlaveStatus>,
+    /// The logical interface's side of the worker.
+    pub logical: LogicalCounters,
+}
+
+/// Counters of the logical interface's port of the worker.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogicalCounters {
+    /// Frames from the host (to transmit on the slaves).
+    pub rx_packets: u64,
+    /// Frames to the host (received on the slaves).
+    pub tx_packets: u64,
+    /// Frames from the host dropped: no slave may transmit.
+    pub tx_drop_no_slave: u64,
+    /// Frames to the host dropped: its ring was full.
+    pub tx_drop_ring_full: u64,
+    /// Times the worker's free list could not refill a fill ring.
+    pub fill_starved: u64,
+    /// UMEM frames of the worker.
+    pub umem_frames: u64,
 }
 
 fn onoff(b: bool) -> &'static str {

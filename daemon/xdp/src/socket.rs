@@ -585,6 +585,22 @@ impl Xsk {
     }
 }
 
+/// The kernel's counters of an AF_XDP socket named by fd (the control plane
+/// reads them while the worker owns the socket; getsockopt is read-only).
+pub fn stats_of(fd: RawFd) -> io::Result<XskStats> {
+    // SAFETY: xdp_statistics is a plain C struct; all-zero is valid.
+    let mut s: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    getsockopt(fd, libc::XDP_STATISTICS, &mut s)?;
+    Ok(XskStats {
+        rx_dropped: s.rx_dropped,
+        rx_invalid_descs: s.rx_invalid_descs,
+        tx_invalid_descs: s.tx_invalid_descs,
+        rx_ring_full: s.rx_ring_full,
+        rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+        tx_ring_empty_descs: s.tx_ring_empty_descs,
+    })
+}
+
 /// Waits until one of `fds` is readable or `timeout_ms` passes. Used by an
 /// idle worker so it does not spin a core when no traffic flows.
 pub fn poll_readable(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {

@@ -3,6 +3,7 @@
 //! with `unsafe` code; every block says why it is sound.
 
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod program;
 pub mod ring;

@@ -354,6 +354,44 @@ mod tests {
     }
 
     #[test]
+    fn producer_and_consumer_on_two_threads() {
+        // The SPSC protocol across threads (Miri checks the orderings):
+        // everything arrives once, in order, and never more than the ring
+        // holds is outstanding.
+        const N: u64 = 200;
+        let ring = MemRing::<u64>::new(4);
+        let (mut p, mut c) = (ring.producer(), ring.consumer());
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut next = 0;
+                while next < N {
+                    let n = p.produce_with(3, || {
+                        let v = next;
+                        next += 1;
+                        (v < N).then_some(v)
+                    });
+                    if n == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+            let mut out = [0u64; 3];
+            let mut expect = 0;
+            while expect < N {
+                let got = c.consume(&mut out);
+                assert!(got <= 3);
+                for v in &out[..got] {
+                    assert_eq!(*v, expect);
+                    expect += 1;
+                }
+                if got == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+    }
+
+    #[test]
     fn need_wakeup_flag_is_read() {
         let ring = MemRing::<XdpDesc>::new(4);
         let p = ring.producer();

@@ -302,8 +302,9 @@ impl EventFd {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: fresh fd owned by nobody else.
         Ok(Self {
+            // SAFETY: `fd` was just returned by eventfd(2) (checked
+            // non-negative above) and is owned by nothing else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }

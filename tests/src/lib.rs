@@ -1570,6 +1570,450 @@ pub fn sockaddr(ip: &str, port: u16) -> String {
     }
 }
 
+// ---------------------------------------------------------------------------
+// metrics, status, CPU (for the fault and hostile-input tests)
+
+/// Where bondd serves metrics by default, inside its namespace.
+pub const METRICS_ADDR: &str = "127.0.0.1:9479";
+
+/// Runs `f` on a new thread that has entered `ns`'s network namespace (only
+/// that thread's; the test process stays where it is).
+pub fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{}", ns.name());
+    thread::scope(|s| {
+        s.spawn(move || {
+            let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            // SAFETY: setns(2) on a namespace fd we own; affects this thread only.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+/// An HTTP/1.0 GET to `addr` inside `ns` (a thread that entered the
+/// namespace, so the request never leaves its loopback). Returns (status
+/// code, body) or an error text. Bounded: 2 s connect, 5 s reads.
+pub fn http_get_in_netns(ns: &Netns, addr: &str, target: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let sa: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    in_netns(ns, || {
+        let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        let req = format!("GET {target} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes())
+            .map_err(|e| format!("write to {addr}: {e}"))?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)
+            .map_err(|e| format!("read from {addr}: {e}"))?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| format!("no HTTP header end in {text:?}"))?;
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("bad status line in {head:?}"))?;
+        Ok((code, body.to_owned()))
+    })
+}
+
+/// One sample of a Prometheus text exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl MetricSample {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A parsed scrape of bondd's `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub samples: Vec<MetricSample>,
+}
+
+impl Metrics {
+    /// `GET /metrics` from the bondd in `ns` (default address).
+    pub fn scrape(ns: &Netns) -> Result<Metrics, String> {
+        match http_get_in_netns(ns, METRICS_ADDR, "/metrics")? {
+            (200, body) => Ok(Metrics::parse(&body)),
+            (code, body) => Err(format!("HTTP {code}: {body}")),
+        }
+    }
+
+    /// Parses the text exposition (label values without `,`/`}` escapes
+    /// beyond `\"`, `\\` and `\n`, which is all bondd writes).
+    pub fn parse(text: &str) -> Metrics {
+        let mut samples = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some(name_end) = line.find(['{', ' ']) else {
+                continue;
+            };
+            let name = line[..name_end].to_owned();
+            let mut rest = &line[name_end..];
+            let mut labels = Vec::new();
+            if let Some(r) = rest.strip_prefix('{') {
+                let b = r.as_bytes();
+                let mut i = 0;
+                let mut key = String::new();
+                while i < b.len() {
+                    match b[i] {
+                        b'}' => {
+                            i += 1;
+                            break;
+                        }
+                        b',' | b' ' => i += 1,
+                        b'=' => {
+                            i += 2; // `="`
+                            let mut val = String::new();
+                            while i < b.len() && b[i] != b'"' {
+                                if b[i] == b'\\' && i + 1 < b.len() {
+                                    i += 1;
+                                    val.push(if b[i] == b'n' { '\n' } else { b[i] as char });
+                                } else {
+                                    val.push(b[i] as char);
+                                }
+                                i += 1;
+                            }
+                            i += 1;
+                            labels.push((std::mem::take(&mut key), val));
+                        }
+                        c => {
+                            key.push(c as char);
+                            i += 1;
+                        }
+                    }
+                }
+                rest = &r[i.min(r.len())..];
+            }
+            if let Some(value) = rest.split_whitespace().next().and_then(|v| v.parse().ok()) {
+                samples.push(MetricSample {
+                    name,
+                    labels,
+                    value,
+                });
+            }
+        }
+        Metrics { samples }
+    }
+
+    /// Samples of `name` whose labels include all of `labels`.
+    pub fn find<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a MetricSample> + 'a {
+        self.samples
+            .iter()
+            .filter(move |s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
+    }
+
+    /// Sum of the samples of `name` matching `labels` (0 if none).
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.find(name, labels).map(|s| s.value).sum()
+    }
+
+    /// Whether any sample of `name` matches `labels`.
+    pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        self.find(name, labels).next().is_some()
+    }
+
+    /// `name`'s samples matching `labels`, keyed by the value of label
+    /// `by` (summed over the other labels).
+    pub fn by_label(&self, name: &str, labels: &[(&str, &str)], by: &str) -> BTreeMap<String, f64> {
+        let mut m = BTreeMap::new();
+        for s in self.find(name, labels) {
+            *m.entry(s.label(by).unwrap_or("").to_owned()).or_insert(0.0) += s.value;
+        }
+        m
+    }
+}
+
+/// Runs `bondd ARGS` (the CLI) in `ns` as root, bounded to 20 s.
+pub fn bondd_cli(ns: &Netns, args: &[&str]) -> TimedOutput {
+    let mut all: Vec<std::ffi::OsString> = vec![bondd_bin().into_os_string()];
+    all.extend(args.iter().map(std::ffi::OsString::from));
+    ns.exec_timeout(&all, Duration::from_secs(20))
+}
+
+/// `bondd status BOND` (the /proc/net/bonding text) from the daemon of `ns`.
+pub fn bondd_status(ns: &Netns, bond: &str) -> Result<String, String> {
+    let out = bondd_cli(ns, &["status", bond]);
+    match out.status {
+        Some(s) if s.success() => Ok(out.stdout),
+        st => Err(format!(
+            "bondd status {bond}: {st:?}\nstdout: {}\nstderr: {}",
+            out.stdout, out.stderr
+        )),
+    }
+}
+
+/// The value of `Key: value` in the bond part (before the first `Slave
+/// Interface:`) of a /proc-style status text.
+pub fn status_bond_field(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| !l.starts_with("Slave Interface:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .map(str::to_owned)
+}
+
+/// The value of `Key: value` in slave `slave`'s section of a /proc-style
+/// status text; None if the slave or the key is missing.
+pub fn status_slave_field(text: &str, slave: &str, key: &str) -> Option<String> {
+    let head = format!("Slave Interface: {slave}");
+    text.lines()
+        .skip_while(|l| *l != head)
+        .skip(1)
+        .take_while(|l| !l.starts_with("Slave Interface:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .map(str::to_owned)
+}
+
+/// CPU time (user + system) a process used so far, from /proc/PID/stat.
+pub fn proc_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces), from field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_nanos((utime + stime) * 1_000_000_000 / hz))
+}
+
+/// Whether process `pid` still exists and is not a zombie.
+pub fn proc_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rfind(')')
+            .and_then(|i| s[i + 2..].split_whitespace().next())
+            .is_some_and(|st| st != "Z" && st != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Formats frames as `bdt-udp raw-send` reads them: one hex line each.
+pub fn hex_frames(frames: &[Vec<u8>]) -> String {
+    let mut s = String::new();
+    for f in frames {
+        for b in f {
+            let _ = write!(s, "{b:02x}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Per-frame result of `bdt-udp raw-send`.
+#[derive(Debug, Clone, Default)]
+pub struct RawSendReport {
+    /// (len, sent, errors, last errno) per frame of the list, in order.
+    pub frames: Vec<(usize, u64, u64, i32)>,
+    pub sent: u64,
+    pub errors: u64,
+    pub line: String,
+}
+
+/// A running `bdt-udp raw-send`: raw Ethernet frames out of one interface
+/// (hostile input). Bounded by the tool: ≤ 20000 pps, ≤ 200000 frames,
+/// ≤ 10 s.
+#[derive(Debug)]
+pub struct RawSender {
+    child: ChildGuard,
+    _dir: TempDir,
+    what: String,
+}
+
+impl RawSender {
+    /// Sends `count` frames, cycling through `frames`, at `pps` out of
+    /// `iface` in `ns`.
+    pub fn start(ns: &Netns, iface: &str, frames: &[Vec<u8>], pps: u64, count: u64) -> RawSender {
+        let dir = TempDir::new();
+        let file = dir.write("frames.hex", &hex_frames(frames));
+        let tool = udp_tool();
+        let child = ChildGuard::new(ns.spawn(
+            &[
+                tool.as_os_str(),
+                OsStr::new("raw-send"),
+                OsStr::new("--iface"),
+                OsStr::new(iface),
+                OsStr::new("--frames"),
+                file.as_os_str(),
+                OsStr::new("--count"),
+                OsStr::new(&count.to_string()),
+                OsStr::new("--pps"),
+                OsStr::new(&pps.to_string()),
+            ],
+            Stdio::piped(),
+            Stdio::piped(),
+        ));
+        RawSender {
+            child,
+            _dir: dir,
+            what: format!("raw-send on {iface} in {}", ns.name()),
+        }
+    }
+
+    /// Waits for the sender (it stops by itself within 10 s).
+    pub fn finish(self) -> RawSendReport {
+        let out = self
+            .child
+            .take()
+            .wait_with_output()
+            .expect("wait bdt-udp raw-send");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{}: exit {}: {text} {}",
+            self.what,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut rep = RawSendReport::default();
+        let num = |l: &str, key: &str| -> i64 {
+            l.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0) as i64
+        };
+        for l in text.lines() {
+            if l.starts_with("frame=") {
+                rep.frames.push((
+                    num(l, "len") as usize,
+                    num(l, "sent") as u64,
+                    num(l, "errors") as u64,
+                    num(l, "last_error") as i32,
+                ));
+            } else if l.starts_with("sent=") {
+                rep.sent = num(l, "sent") as u64;
+                rep.errors = num(l, "errors") as u64;
+                rep.line = l.to_owned();
+            }
+        }
+        rep
+    }
+}
+
+/// Sends `count` frames (cycling through `frames`) at `pps` out of `iface`
+/// in `ns` and waits for the sender.
+pub fn raw_send(
+    ns: &Netns,
+    iface: &str,
+    frames: &[Vec<u8>],
+    pps: u64,
+    count: u64,
+) -> RawSendReport {
+    RawSender::start(ns, iface, frames, pps, count).finish()
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of the send time `bdt-udp send` puts
+/// into every datagram (bytes 8..16).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// One datagram seen by a [`StampedReceiver`].
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    /// `bdt-udp` sequence number.
+    pub seq: u64,
+    /// The sender's CLOCK_MONOTONIC at sending, in ns ([`monotonic_ns`]).
+    pub sent_ns: u64,
+    /// Arrival in this process.
+    pub at: Instant,
+}
+
+/// A UDP receiver running on a thread of the test process inside a
+/// namespace, bound to the wildcard address (so it survives its address
+/// disappearing and coming back): it records the arrival time of every
+/// `bdt-udp` datagram (sequence number and send time) for `run_for`.
+#[derive(Debug)]
+pub struct StampedReceiver {
+    handle: Option<thread::JoinHandle<Vec<Stamp>>>,
+}
+
+impl StampedReceiver {
+    /// Binds `0.0.0.0:port` (or `[::]:port` with `v6`) in `ns`; returns once
+    /// the socket is bound. Receives until `run_for` from now.
+    pub fn start(ns: &Netns, port: u16, v6: bool, run_for: Duration) -> StampedReceiver {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", ns.name());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = thread::spawn(move || {
+            let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            // SAFETY: setns(2) on a namespace fd we own; affects this thread only.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
+            let bind = if v6 {
+                format!("[::]:{port}")
+            } else {
+                format!("0.0.0.0:{port}")
+            };
+            let sock = std::net::UdpSocket::bind(&bind)
+                .unwrap_or_else(|e| panic!("bind {bind} in {path}: {e}"));
+            sock.set_read_timeout(Some(Duration::from_millis(20)))
+                .expect("read timeout");
+            let _ = tx.send(());
+            let until = Instant::now() + run_for;
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            while Instant::now() < until {
+                if let Ok(n) = sock.recv(&mut buf)
+                    && n >= 16
+                {
+                    got.push(Stamp {
+                        seq: u64::from_be_bytes(buf[..8].try_into().expect("8 bytes")),
+                        sent_ns: u64::from_be_bytes(buf[8..16].try_into().expect("8 bytes")),
+                        at: Instant::now(),
+                    });
+                }
+            }
+            got
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("stamped receiver did not bind");
+        StampedReceiver {
+            handle: Some(handle),
+        }
+    }
+
+    /// Waits for the receiver's end; returns the datagrams in arrival order.
+    pub fn finish(mut self) -> Vec<Stamp> {
+        self.handle
+            .take()
+            .expect("finished twice")
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1601,6 +2045,31 @@ mod tests {
             parse_ping_received("sent=5 received=4 max_rtt_ms=0.20"),
             Some(4)
         );
+    }
+
+    #[test]
+    fn harness_parses_metrics_and_status() {
+        let m = Metrics::parse(
+            "# HELP x\nbondd_bond_up{bond=\"bond0\"} 1\nbondd_slave_rx_dropped_total{bond=\"bond0\",slave=\"s0\",reason=\"slow_rate\"} 7\nbondd_slave_rx_dropped_total{bond=\"bond0\",slave=\"s0\",reason=\"inactive\"} 3\n",
+        );
+        assert_eq!(m.sum("bondd_bond_up", &[("bond", "bond0")]), 1.0);
+        assert_eq!(
+            m.sum("bondd_slave_rx_dropped_total", &[("slave", "s0")]),
+            10.0
+        );
+        let r = m.by_label("bondd_slave_rx_dropped_total", &[], "reason");
+        assert_eq!(r.get("slow_rate"), Some(&7.0));
+        let st = "MII Status: up\nCurrently Active Slave: s0\n\nSlave Interface: s0\nMII Status: down\nLink Failure Count: 4\n\nSlave Interface: s1\nMII Status: up\n";
+        assert_eq!(status_bond_field(st, "MII Status").as_deref(), Some("up"));
+        assert_eq!(
+            status_slave_field(st, "s0", "Link Failure Count").as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            status_slave_field(st, "s1", "MII Status").as_deref(),
+            Some("up")
+        );
+        assert_eq!(status_slave_field(st, "s2", "MII Status"), None);
     }
 
     #[test]

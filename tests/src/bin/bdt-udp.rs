@@ -5,7 +5,19 @@
 //! bdt-udp recv --bind IP:PORT --expect N --timeout-ms T [--pps N] [--idle-ms I]
 //! bdt-udp ping --dst IP --count N [--interval-ms I] [--timeout-ms T]
 //! bdt-udp sniff --ifaces IF[,IF...] --dst-port P [--max-ms T]
+//! bdt-udp raw-send --iface IF --frames FILE --count N --pps N [--max-secs S]
 //! ```
+//!
+//! `raw-send` transmits raw Ethernet frames (hostile input for the tests) on
+//! one interface through an AF_PACKET socket (root). FILE holds one frame per
+//! line in hex (blank lines and `#` comments are skipped); frame `i % F` is
+//! sent as the i-th of `--count` transmissions, paced at `--pps`. Bounded:
+//! `--pps` at most 20000, `--count` at most 200000, `--max-secs` (default
+//! count/pps + 2) at most 10. The kernel may refuse a frame (e.g. shorter
+//! than an Ethernet header, or longer than the MTU): such sends are counted
+//! as errors, not fatal. At the end it prints one line per frame,
+//! `frame=I len=L sent=S errors=E last_error=ERRNO`, then
+//! `sent=N errors=E elapsed_ms=T`.
 //!
 //! `send --flows F` (F > 1, needs `--src-port P`) sends from F sockets bound
 //! to source ports P..P+F-1: datagram `seq` leaves from port `P + seq % F`,
@@ -654,13 +666,147 @@ fn sniff(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+fn parse_hex_frames(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut frames = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let hex: Vec<u8> = line.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if !hex.len().is_multiple_of(2) {
+            return Err(format!("line {}: odd number of hex digits", n + 1));
+        }
+        let mut f = Vec::with_capacity(hex.len() / 2);
+        for pair in hex.chunks(2) {
+            let s = std::str::from_utf8(pair).map_err(|_| format!("line {}: not hex", n + 1))?;
+            f.push(u8::from_str_radix(s, 16).map_err(|_| format!("line {}: not hex", n + 1))?);
+        }
+        frames.push(f);
+    }
+    if frames.is_empty() {
+        return Err("no frames in the file".into());
+    }
+    Ok(frames)
+}
+
+fn raw_send(a: &Args) -> Result<(), String> {
+    use std::ffi::CString;
+    a.check_known(&["iface", "frames", "count", "pps", "max-secs"])?;
+    let iface: String = a.req("iface")?;
+    let path: String = a.req("frames")?;
+    let count: u64 = a.req("count")?;
+    let pps: u64 = a.req("pps")?;
+    if pps == 0 || pps > 20_000 {
+        return Err("--pps must be in 1..=20000".into());
+    }
+    if count == 0 || count > 200_000 {
+        return Err("--count must be in 1..=200000".into());
+    }
+    let max_secs: u64 = a.opt("max-secs")?.unwrap_or(count / pps + 2).min(10);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let frames = parse_hex_frames(&text)?;
+    let c = CString::new(iface.as_str()).map_err(|_| format!("bad interface {iface:?}"))?;
+    // SAFETY: if_nametoindex reads a NUL-terminated string we own.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index == 0 {
+        return Err(format!("no interface {iface}"));
+    }
+    // SAFETY: plain socket(2); protocol 0: this socket never receives.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(format!(
+            "packet socket: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: the fd is ours; OwnedFd closes it on every path.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: zeroed sockaddr_ll is valid; the fields sendto needs are set.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = index as i32;
+    sll.sll_halen = 6;
+    // SAFETY: prctl with an integer argument; affects only this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
+    let mut per_frame = vec![(0u64, 0u64, 0i32); frames.len()];
+    let start = Instant::now();
+    let hard = Duration::from_secs(max_secs);
+    let interval_ns = 1_000_000_000f64 / pps as f64;
+    let mut i = 0u64;
+    while i < count {
+        let elapsed = start.elapsed();
+        if elapsed > hard {
+            eprintln!("bdt-udp raw-send: hard time limit {max_secs} s reached after {i} frames");
+            break;
+        }
+        let due = ((elapsed.as_nanos() as f64 / interval_ns) as u64 + 1).min(count);
+        let burst_end = due.min(i + 64);
+        while i < burst_end {
+            let k = (i % frames.len() as u64) as usize;
+            let f = &frames[k];
+            // SAFETY: sendto from our buffer of its exact length to a
+            // sockaddr_ll we own, with its exact size.
+            let n = unsafe {
+                libc::sendto(
+                    fd.as_raw_fd(),
+                    f.as_ptr() as *const libc::c_void,
+                    f.len(),
+                    0,
+                    &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if n < 0 {
+                per_frame[k].1 += 1;
+                per_frame[k].2 = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            } else {
+                per_frame[k].0 += 1;
+            }
+            i += 1;
+        }
+        if i >= count {
+            break;
+        }
+        let next_due = Duration::from_nanos((i as f64 * interval_ns) as u64);
+        let now = start.elapsed();
+        if next_due > now {
+            let wait = next_due - now;
+            if wait > Duration::from_micros(60) {
+                std::thread::sleep(wait - Duration::from_micros(50));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    let (mut sent, mut errors) = (0, 0);
+    for (k, (s, e, errno)) in per_frame.iter().enumerate() {
+        println!(
+            "frame={k} len={} sent={s} errors={e} last_error={errno}",
+            frames[k].len()
+        );
+        sent += s;
+        errors += e;
+    }
+    println!(
+        "sent={sent} errors={errors} elapsed_ms={:.1}",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let r = Args::parse().and_then(|a| match a.mode.as_str() {
         "send" => send(&a),
         "recv" => recv(&a),
         "ping" => ping(&a),
         "sniff" => sniff(&a),
-        m => Err(format!("unknown mode {m:?}: send, recv, ping or sniff")),
+        "raw-send" => raw_send(&a),
+        m => Err(format!(
+            "unknown mode {m:?}: send, recv, ping, sniff or raw-send"
+        )),
     });
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -255,17 +255,40 @@ impl<T: Copy> ConsRing<T> {
 pub struct MemRing<T> {
     // Boxed so the addresses handed to the rings never move.
     header: Box<[AtomicU32; 3]>,
-    entries: Box<[T]>,
+    // A raw allocation, not a `Box<[T]>`: both ring sides write entries
+    // through pointers while `self` is only shared, which a pointer taken
+    // from a shared borrow of a box would not allow (Miri: Stacked Borrows).
+    entries: NonNull<T>,
+    len: usize,
     _t: PhantomData<T>,
 }
+
+impl<T> Drop for MemRing<T> {
+    fn drop(&mut self) {
+        // SAFETY: `entries`/`len` came from `Box::into_raw` of a boxed slice
+        // in `new`, and are freed once, here.
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.entries.as_ptr(),
+                self.len,
+            )));
+        }
+    }
+}
+
+// SAFETY: the ring owns its allocation; access goes through atomics and the
+// SPSC protocol, as for kernel rings.
+unsafe impl<T: Send> Send for MemRing<T> {}
 
 impl<T: Copy + Default> MemRing<T> {
     /// A ring of `size` entries (power of two).
     pub fn new(size: u32) -> Self {
         assert!(size.is_power_of_two(), "ring size must be a power of two");
+        let raw = Box::into_raw(vec![T::default(); size as usize].into_boxed_slice());
         Self {
             header: Box::new([AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)]),
-            entries: vec![T::default(); size as usize].into_boxed_slice(),
+            entries: NonNull::new(raw as *mut T).expect("Box::into_raw is never null"),
+            len: size as usize,
             _t: PhantomData,
         }
     }
@@ -279,8 +302,8 @@ impl<T: Copy + Default> MemRing<T> {
                 NonNull::from(&h[0]),
                 NonNull::from(&h[1]),
                 NonNull::from(&h[2]),
-                NonNull::new(self.entries.as_ptr() as *mut T).expect("non-null box"),
-                self.entries.len() as u32,
+                self.entries,
+                self.len as u32,
             )
         }
     }

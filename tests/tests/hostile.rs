@@ -816,7 +816,6 @@ fn hostile_lacp_partner_system_id_churn() {
 /// real partner stays in use (or is back within 3 s) and the stream is
 /// delivered.
 #[test]
-#[ignore = "daemon gap: the per-port slow-protocol limit (20/s, burst 50) drops the real partner's LACPDUs with the flood (a0 lacp_pdus_rx +6 vs +8 on a1), a0 expires ~2.5 s into the flood and ~950 ms of the flows on a0 are lost (99 % required)"]
 fn hostile_lacpdu_flood() {
     if !require_root() {
         return;

@@ -38,11 +38,18 @@ use tracing::{error, info, warn};
 
 /// UMEM chunk size: room for a 3500-byte MTU frame after the kernel's headroom.
 const FRAME_SIZE: u32 = 4096;
-/// UMEM frames per socket: a full fill ring plus as many in flight.
-const FRAMES_PER_SOCKET: u32 = 4096;
+/// UMEM frames per socket: a full fill ring (1024) plus as many in flight;
+/// 8 MiB per socket, and room for slaves added by a reload (the free list
+/// is shared).
+const FRAMES_PER_SOCKET: u32 = 2048;
 /// The largest MTU bondd accepts: single-buffer XDP in a 4 KiB page leaves
 /// about 3.5 KB for the frame on common drivers (veth: 3506 bytes).
 pub const MAX_MTU: u32 = 3500;
+/// Slow-protocol frames a port may burst before the rate limit applies.
+const SLOW_BURST: f64 = 50.0;
+/// Slow-protocol frames per second a port may send in steady state (LACP
+/// sends at most 3, markers are rare).
+const SLOW_RATE: f64 = 20.0;
 /// Marks links bondd created, so a restart can tell its leftovers from an
 /// operator's interface of the same name.
 const ALIAS_PREFIX: &str = "bondd:";
@@ -291,6 +298,15 @@ pub struct Bond {
     copy_mode: Option<CopyMode>,
     /// Frames in the worker's UMEM.
     umem_frames: u64,
+    /// Configured slaves whose interface disappeared, to take back.
+    missing: Vec<String>,
+    /// Slow-protocol rate limit: per slave, (tokens, last refill).
+    slow_tokens: Vec<(f64, Instant, f64)>,
+    /// Each port's current partner system id, to exempt its PDUs from the
+    /// rate limit that applies to everything else.
+    partner_sys: Vec<[u8; 6]>,
+    /// Slow-protocol frames dropped by the rate limit, per slave name.
+    slow_rate_drops: std::collections::HashMap<String, u64>,
     /// fd of the logical interface's first socket (veth), which names the
     /// UMEM for slaves added later.
     logical_fd: Option<std::os::fd::RawFd>,
@@ -343,6 +359,10 @@ impl Bond {
             copy_mode: None,
             logical_fd: None,
             umem_frames: 0,
+            missing: Vec::new(),
+            slow_tokens: Vec::new(),
+            partner_sys: Vec::new(),
+            slow_rate_drops: std::collections::HashMap::new(),
             lacp: None,
             slow_rx: None,
             slow_notify,
@@ -448,25 +468,37 @@ impl Bond {
             net.set_up(s.index, true).await?;
         }
 
-        // 4. Sockets, zero-copy first.
-        let (umem, slave_socks, logical_socks, copy_mode) =
+        // 4. Sockets, zero-copy first. All sockets share one UMEM, and a
+        // shared UMEM has one mode: with the veth logical interface (which
+        // cannot do zero-copy) in it, zero-copy cannot bind, so do not try.
+        let (umem, slave_socks, logical_socks, copy_mode) = if self.cfg.interface
+            == InterfaceKind::Veth
+        {
+            info!(bond = %name, "copy mode: the veth logical interface shares the UMEM and has no zero-copy");
+            self.open_sockets(CopyMode::Copy)?
+        } else {
             match self.open_sockets(CopyMode::ZeroCopy) {
                 Ok(v) => v,
                 Err(zc) => {
                     info!(bond = %name, "zero-copy not available ({zc:#}); using copy mode");
                     self.open_sockets(CopyMode::Copy)?
                 }
-            };
+            }
+        };
 
         // 5. XDP programs: load, register sockets, attach (native, else generic).
         for (i, socks) in slave_socks.iter().enumerate() {
             let s = &mut self.slaves[i];
             s.sock_fds = socks.iter().map(|x| x.raw_fd()).collect();
+            let t0 = std::time::Instant::now();
             let mut port = XdpPort::load()?;
+            tracing::debug!(slave = %s.name, ms = t0.elapsed().as_millis() as u64, "XDP program loaded");
             for x in socks {
                 port.register_socket(x.queue(), x.raw_fd())?;
             }
+            let t1 = std::time::Instant::now();
             let mode = port.attach(&s.name, s.index, false)?;
+            tracing::debug!(slave = %s.name, ms = t1.elapsed().as_millis() as u64, "XDP program attached");
             info!(bond = %name, slave = %s.name, xdp = %mode, af_xdp = %copy_mode, queues = socks.len(), "slave attached");
             s.xdp = Some(port);
         }
@@ -499,7 +531,7 @@ impl Bond {
         let mut worker = Worker::new(umem, slave_socks, logical_io);
         if self.cfg.mode == Mode::Ieee8023ad {
             // Bounded: under a PDU flood the worker drops the excess.
-            let (tx, rx) = sync_channel(1024);
+            let (tx, rx) = sync_channel(4096);
             worker.set_slow_channel(tx, self.slow_notify.clone());
             self.slow_rx = Some(rx);
         }
@@ -708,13 +740,59 @@ impl Bond {
         let t = now();
         let mut n = 0;
         while let Ok(f) = rx.try_recv() {
+            let port = usize::from(f.slave);
+            // Per-port token bucket: LACP needs at most a few PDUs a second;
+            // a flood past SLOW_BURST then SLOW_RATE per second is dropped
+            // and counted, so it cannot starve the control plane.
+            if self.slow_tokens.len() < self.slaves.len() {
+                self.slow_tokens
+                    .resize(self.slaves.len(), (SLOW_BURST, t, SLOW_BURST));
+            }
+            // The current partner's own LACPDUs (same actor system id as the
+            // partner this port has) are not rate limited with the rest: a
+            // flood of other frames on the port must not starve them. They
+            // have their own, generous, cap.
+            let data = &f.data[..usize::from(f.len)];
+            let from_partner = data.len() >= 26
+                && data[14] == 1
+                && self
+                    .partner_sys
+                    .get(port)
+                    .is_some_and(|p| *p != [0; 6] && data[20..26] == p[..]);
+            let Some((tokens, last, ptokens)) = self.slow_tokens.get_mut(port) else {
+                continue;
+            };
+            let dt = t.saturating_duration_since(*last).as_secs_f64();
+            *tokens = (*tokens + dt * SLOW_RATE).min(SLOW_BURST);
+            *ptokens = (*ptokens + dt * SLOW_RATE).min(SLOW_BURST);
+            *last = t;
+            let tokens = if from_partner { ptokens } else { tokens };
+            if *tokens < 1.0 {
+                if let Some(s) = self.slaves.get(port) {
+                    *self.slow_rate_drops.entry(s.name.clone()).or_default() += 1;
+                }
+                continue;
+            }
+            *tokens -= 1.0;
             if let Some(l) = self.lacp.as_mut() {
-                l.rx_frame(usize::from(f.slave), &f.data[..usize::from(f.len)], t);
+                l.rx_frame(port, &f.data[..usize::from(f.len)], t);
             }
             n += 1;
         }
         if n > 0 {
             self.lacp_run(t);
+            if let Some(l) = &self.lacp {
+                let st = l.status();
+                self.partner_sys = (0..self.slaves.len())
+                    .map(|i| {
+                        st.ports
+                            .iter()
+                            .find(|p| p.port == i)
+                            .map(|p| p.partner.system)
+                            .unwrap_or([0; 6])
+                    })
+                    .collect();
+            }
             self.reselect(net, t, "lacp").await;
         }
     }
@@ -997,8 +1075,62 @@ impl Bond {
 
     /// A slave's link disappeared from the system.
     pub async fn on_slave_removed(&mut self, net: &Net, i: usize) {
-        error!(bond = %self.cfg.name, slave = %self.slaves[i].name, "slave interface was removed");
+        let name = self.slaves[i].name.clone();
+        error!(bond = %self.cfg.name, slave = %name, "slave interface was removed; it rejoins when an interface of that name appears again");
         self.on_carrier(net, i, false).await;
+        if self.lacp.is_none() {
+            // Its sockets are unbound by the kernel: take them (and the
+            // frames they held) out of the worker now.
+            if let Err(e) = self.remove_slave(net, i).await {
+                warn!(bond = %self.cfg.name, slave = %name, "dropping removed slave: {e:#}");
+            }
+            let t = now();
+            self.reselect(net, t, "slave removed").await;
+        }
+        if !self.missing.contains(&name) {
+            self.missing.push(name);
+        }
+    }
+
+    /// Whether `name` is a configured slave whose interface disappeared.
+    pub fn is_missing(&self, name: &str) -> bool {
+        self.missing.iter().any(|m| m == name)
+    }
+
+    /// A removed slave's interface exists again: take it back. Returns true
+    /// when the bond must be rebuilt instead (802.3ad keeps LACP port
+    /// numbers stable, so a port cannot be renumbered in place).
+    pub async fn on_slave_back(&mut self, net: &Net, name: &str) -> Result<bool> {
+        self.missing.retain(|m| m != name);
+        if self.lacp.is_some() {
+            return Ok(true);
+        }
+        self.add_slave(net, name).await?;
+        let t = now();
+        self.reselect(net, t, "slave back").await;
+        self.publish();
+        info!(bond = %self.cfg.name, slave = %name, "slave interface is back and rejoined the bond");
+        Ok(false)
+    }
+
+    /// Someone changed a slave's MAC or MTU under bondd: put back what the
+    /// bond needs (the bond MAC, the bond MTU) and say so.
+    pub async fn on_slave_changed(&mut self, net: &Net, i: usize, l: &LinkInfoView) {
+        let s = &self.slaves[i];
+        if let Some(mac) = l.mac
+            && mac != self.mac
+        {
+            warn!(bond = %self.cfg.name, slave = %s.name, mac = %format_mac(&mac), "slave MAC changed under bondd; setting the bond MAC back");
+            if let Err(e) = net.set_mac(s.index, self.mac).await {
+                error!(bond = %self.cfg.name, slave = %s.name, "restoring the bond MAC: {e:#}");
+            }
+        }
+        if l.mtu != 0 && l.mtu != self.cfg.mtu {
+            warn!(bond = %self.cfg.name, slave = %s.name, mtu = l.mtu, "slave MTU changed under bondd; setting the bond MTU {} back", self.cfg.mtu);
+            if let Err(e) = net.set_mtu(s.index, self.cfg.mtu).await {
+                error!(bond = %self.cfg.name, slave = %s.name, "restoring the bond MTU: {e:#}");
+            }
+        }
     }
 
     /// Stops the worker, detaches XDP, removes the logical interface and
@@ -1153,6 +1285,12 @@ impl Bond {
                             ("bond_full".into(), get(|p| &p.rx_drop_peer_full)),
                             ("runt".into(), get(|p| &p.rx_drop_runt) + x.drop_runt),
                             ("no_socket".into(), x.drop_no_socket),
+                            ("slow_queue_full".into(), get(|p| &p.rx_drop_slow)),
+                            ("slow_unhandled".into(), get(|p| &p.rx_slow_unhandled)),
+                            (
+                                "slow_rate".into(),
+                                self.slow_rate_drops.get(&s.name).copied().unwrap_or(0),
+                            ),
                         ],
                         tx_dropped: vec![
                             ("ring_full".into(), get(|p| &p.tx_drop_ring_full)),

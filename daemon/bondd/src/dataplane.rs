@@ -97,6 +97,8 @@ pub struct PortStats {
     pub rx_slow_proto: AtomicU64,
     /// Slow-protocol frames dropped: control plane busy or frame too long.
     pub rx_drop_slow: AtomicU64,
+    /// Slow-protocol frames dropped because the mode has no use for them.
+    pub rx_slow_unhandled: AtomicU64,
     /// Received but the other side's TX ring was full.
     pub rx_drop_peer_full: AtomicU64,
     /// Too short to be Ethernet.
@@ -122,6 +124,7 @@ struct Local {
     rx_drop_inactive: u64,
     rx_slow_proto: u64,
     rx_drop_slow: u64,
+    rx_slow_unhandled: u64,
     rx_drop_peer_full: u64,
     rx_drop_runt: u64,
     tx_drop_ring_full: u64,
@@ -141,6 +144,7 @@ impl Local {
         s.rx_drop_inactive.store(self.rx_drop_inactive, r);
         s.rx_slow_proto.store(self.rx_slow_proto, r);
         s.rx_drop_slow.store(self.rx_drop_slow, r);
+        s.rx_slow_unhandled.store(self.rx_slow_unhandled, r);
         s.rx_drop_peer_full.store(self.rx_drop_peer_full, r);
         s.rx_drop_runt.store(self.rx_drop_runt, r);
         s.tx_drop_ring_full.store(self.tx_drop_ring_full, r);
@@ -616,7 +620,8 @@ impl<S: Sock> Worker<S> {
                                 local.rx_drop_slow += 1;
                             }
                         }
-                        _ => local.rx_drop_slow += 1,
+                        Some(_) => local.rx_drop_slow += 1,
+                        None => local.rx_slow_unhandled += 1,
                     }
                     self.free.push(d.addr & self.chunk_mask);
                 } else if deliver {

@@ -134,6 +134,28 @@ fn limits() -> Limits {
     }
 }
 
+/// A config anyone but root can write would let them reconfigure the
+/// network as root: refused, as sshd refuses loose key files.
+fn check_config_owner(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let file = path.display().to_string();
+    let md = std::fs::metadata(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    let mode = md.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{file}: writable by group or others (mode {mode:04o}); bondd refuses it: chmod go-w {file}"
+        ));
+    }
+    let me = bondd_xdp::sys::euid();
+    if md.uid() != 0 && md.uid() != me {
+        return Err(format!(
+            "{file}: owned by uid {}, not root; bondd refuses it: chown root {file}",
+            md.uid()
+        ));
+    }
+    Ok(())
+}
+
 fn load_config(path: &std::path::Path) -> Result<config::Config, String> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
@@ -325,7 +347,7 @@ fn run(
     socket: Option<PathBuf>,
     metrics_listen: Option<String>,
 ) -> ExitCode {
-    let cfg = match load_config(&path) {
+    let cfg = match check_config_owner(&path).and_then(|()| load_config(&path)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -394,8 +416,9 @@ async fn reload(
     slow_notify: &std::sync::Arc<tokio::sync::Notify>,
 ) -> Result<String> {
     let file = path.display().to_string();
-    let cfg =
-        load_config(path).map_err(|e| anyhow::anyhow!("reload refused, nothing changed:\n{e}"))?;
+    let cfg = check_config_owner(path)
+        .and_then(|()| load_config(path))
+        .map_err(|e| anyhow::anyhow!("reload refused, nothing changed:\n{e}"))?;
     for b in &cfg.bonds {
         bond::preflight(net, b, state_dir)
             .await
@@ -528,6 +551,19 @@ async fn serve(
             .join(", ")
     );
 
+    // Setup is done: keep only the capabilities running and reloading need.
+    let keep: Vec<u32> = bondd_xdp::sys::KEEP_CAPS.iter().map(|(c, _)| *c).collect();
+    match bondd_xdp::sys::drop_capabilities(&keep) {
+        Ok(()) => info!(
+            "dropped all capabilities but {}",
+            bondd_xdp::sys::KEEP_CAPS
+                .iter()
+                .map(|(_, n)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => warn!("could not drop capabilities: {e}"),
+    }
     sdnotify::ready(&ready_status(&bonds));
     let mut report = tokio::time::interval(Duration::from_secs(60));
     report.tick().await;
@@ -548,9 +584,27 @@ async fn serve(
                 };
                 match ev {
                     LinkEvent::Changed(l) => {
-                        for b in bonds.iter_mut() {
+                        let mut rebuild = None;
+                        for (k, b) in bonds.iter_mut().enumerate() {
                             if let Some(i) = b.slave_index(l.index) {
                                 b.on_carrier(&net, i, l.carrier).await;
+                                b.on_slave_changed(&net, i, &l).await;
+                            } else if b.is_missing(&l.name) {
+                                match b.on_slave_back(&net, &l.name).await {
+                                    Ok(true) => rebuild = Some(k),
+                                    Ok(false) => {}
+                                    Err(e) => error!(bond = %b.cfg.name, slave = %l.name, "taking the slave back: {e:#}"),
+                                }
+                            }
+                        }
+                        if let Some(k) = rebuild {
+                            let mut old = bonds.remove(k);
+                            let cfg = old.cfg.clone();
+                            warn!(bond = %cfg.name, "slave {} is back; rebuilding the 802.3ad bond", l.name);
+                            old.teardown(&net).await;
+                            match Bond::start(&net, cfg, &state_dir, slow_notify.clone()).await {
+                                Ok(b) => bonds.insert(k, b),
+                                Err(e) => error!("rebuilding: {e:#}"),
                             }
                         }
                     }

@@ -226,8 +226,8 @@ pub struct RingSizes {
 impl Default for RingSizes {
     fn default() -> Self {
         Self {
-            rx_tx: 2048,
-            fill_comp: 2048,
+            rx_tx: 1024,
+            fill_comp: 1024,
         }
     }
 }

@@ -382,6 +382,96 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Capabilities bondd keeps after setup: netlink changes and ethtool
+/// (NET_ADMIN), AF_XDP sockets for slaves added by a reload (NET_RAW),
+/// pinned UMEM pages beyond RLIMIT_MEMLOCK (IPC_LOCK), XDP programs loaded
+/// by a reload (BPF, PERFMON) and looking up attached programs by id
+/// (SYS_ADMIN, for BPF_PROG_GET_FD_BY_ID).
+pub const KEEP_CAPS: &[(u32, &str)] = &[
+    (12, "CAP_NET_ADMIN"),
+    (13, "CAP_NET_RAW"),
+    (14, "CAP_IPC_LOCK"),
+    (21, "CAP_SYS_ADMIN"),
+    (38, "CAP_PERFMON"),
+    (39, "CAP_BPF"),
+];
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Drops every capability but `keep` from the bounding, effective,
+/// permitted and inheritable sets of the process, for good. Called once
+/// setup is done, so a compromised bondd cannot, say, read any file
+/// (DAC_OVERRIDE) or trace other processes (SYS_PTRACE).
+pub fn drop_capabilities(keep: &[u32]) -> io::Result<()> {
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    for cap in 0..=last {
+        if keep.contains(&cap) {
+            continue;
+        }
+        // SAFETY: prctl(PR_CAPBSET_DROP, cap) takes plain integers.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // EINVAL: a capability this kernel does not know.
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(e);
+            }
+        }
+    }
+    let mut hdr = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget with a valid v3 header and room for two data words.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut mask = [0u32; 2];
+    for &c in keep {
+        mask[(c / 32) as usize % 2] |= 1 << (c % 32);
+    }
+    for (d, m) in data.iter_mut().zip(mask) {
+        d.effective &= m;
+        d.permitted &= m;
+        d.inheritable = 0;
+    }
+    // SAFETY: capset with a valid v3 header and two data words.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The effective uid.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
 /// True when running as root (tests skip otherwise).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

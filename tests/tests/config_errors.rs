@@ -266,3 +266,47 @@ fn config_check_accepts_good_config() {
     // check validates only.
     assert_untouched(&t, &before, "bondd check on a good config");
 }
+
+#[test]
+fn config_writable_by_others_refused() {
+    if !require_root() {
+        return;
+    }
+    let _serial = bondd_tests::setup!();
+    use std::os::unix::fs::PermissionsExt;
+    let t = Topology::new();
+    let before = t.slave_states();
+    let dir = TempDir::new();
+    let path = dir.write("loose.yaml", &good_bond(&t).to_yaml());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let path_s = path.to_str().expect("utf-8 path").to_owned();
+    let bin = bondd_bin();
+    let bin = bin.to_str().expect("utf-8 path");
+    for args in [
+        vec![bin, "check", "--config", &path_s],
+        vec![bin, "--config", &path_s],
+    ] {
+        let out = t.b.exec_timeout(&args, REFUSE_TIMEOUT);
+        println!("{args:?}: {:?}\n{}", out.status, out.stderr);
+        assert!(
+            out.status.is_some_and(|s| !s.success()),
+            "a config writable by others was accepted: {args:?}"
+        );
+        assert!(
+            out.stderr.contains(&path_s),
+            "error does not name the file: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("writable"),
+            "error does not say why: {}",
+            out.stderr
+        );
+        assert_untouched(&t, &before, "loose config");
+    }
+    // The same file with mode 0644 is accepted by check.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out =
+        t.b.exec_timeout(&[bin, "check", "--config", &path_s], REFUSE_TIMEOUT);
+    assert!(out.status.is_some_and(|s| s.success()), "{}", out.stderr);
+}

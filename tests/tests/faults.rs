@@ -298,6 +298,23 @@ fn slave_deleted_and_recreated() {
     );
     assert_eq!(s1.mac, bond_mac, "the new s1 does not carry the bond MAC");
 
+    // The bridge enables its new port p1 only when the kernel's linkwatch
+    // reports p1's carrier, which can lag the link coming up by up to a
+    // second; a gratuitous ARP sent before that is dropped by the bridge, as
+    // a real switch port still coming up would drop it. Wait for it, as an
+    // operator would set updelay for such a switch.
+    let t2 = Instant::now();
+    while t2.elapsed() < Duration::from_secs(5) {
+        let out = std::process::Command::new("bridge")
+            .args(["-n", t.sw.name(), "link", "show", "dev", &t.n.p1])
+            .output()
+            .expect("bridge link show");
+        if String::from_utf8_lossy(&out.stdout).contains("state forwarding") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("bridge port p1 forwarding after {:?}", t2.elapsed());
     // Fail s0: traffic must go over the new s1.
     let n_fo = bondd.log_lines_with(&["failover"]).len();
     t.sw.link_down(&t.n.p0);
@@ -309,7 +326,12 @@ fn slave_deleted_and_recreated() {
     let r2 = udp_stream(&t.b, &t.h, HOST_V4, 9312, 2000, 1000);
     let d = t.sw.packets(&t.n.p1).since(before);
     println!("over the new s1: p1 {d:?}");
-    assert!(r1.received() >= 990, "H -> bond0 over new s1: {}", r1.line);
+    assert!(
+        r1.received() >= 990,
+        "H -> bond0 over new s1: {}\nbondd log:\n{}",
+        r1.line,
+        bondd.log()
+    );
     assert!(r2.received() >= 990, "bond0 -> H over new s1: {}", r2.line);
     assert!(
         d.rx >= 990 && d.tx >= 990,

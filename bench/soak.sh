@@ -38,8 +38,7 @@ SECS=$((MIN * 60))
 # The bridge forwards to whichever slave is active; trafgen sends into it
 # through a third veth, rate-limited (-t gap per packet) and bounded (-n).
 ip -n "$GEN" link add t0 type veth peer name t1; ip -n "$GEN" link set t1 master br0 up; ip -n "$GEN" link set t0 up
-GAP_NS=$((1000000000 / RATE))
-ip netns exec "$GEN" timeout -s INT "$SECS" taskset -c 1 trafgen -i "$TMP/f.cfg" -o t0 -P 1 -q -t "${GAP_NS}ns" -n $((RATE * SECS)) >/dev/null 2>&1 &
+ip netns exec "$GEN" timeout -s INT "$SECS" taskset -c 1 trafgen -i "$TMP/f.cfg" -o t0 -P 1 -q -b "${RATE}pps" -n $((RATE * SECS)) >/dev/null 2>&1 &
 TPID=$!
 rss() { awk '/VmRSS/ {print $2}' "/proc/$BPID/status"; }
 cpu() { awk '{print $14+$15}' "/proc/$BPID/stat"; }
@@ -64,4 +63,5 @@ while [ $(( $(date +%s) - t0 )) -lt "$SECS" ]; do
 done
 echo "soak: $flips link failures, $(grep -c 'failover:' "$TMP/bondd.log") failovers logged"
 kill -TERM "$BPID"; wait "$BPID" || true; BPID=
-grep -E "frame accounting" "$TMP/bondd.log" | sed 's/^/soak: /'
+grep -E "frame accounting|s0: rx" "$TMP/bondd.log" | tail -2 | sed 's/^/soak: /'
+cp "$TMP/bondd.log" "${SOAK_LOG:-/dev/null}" 2>/dev/null || true

@@ -638,3 +638,54 @@ fn slave_mac_or_mtu_changed_under_bondd() {
     let st = bondd.sigterm_and_wait();
     assert_clean_exit(st, &bondd);
 }
+
+/// A slave must not send with the bond MAC on its own: with IPv6 on, the
+/// kernel sends router solicitations, MLD reports and DAD probes from the
+/// slave, and the switch then learns the bond MAC on the backup port and
+/// sends the bond's traffic there (found by bench/soak.sh: the backup's XDP
+/// dropped millions of frames as inactive). bondd turns IPv6 off on its
+/// slaves while they are enslaved, as the kernel's bonding driver does, and
+/// turns it back on at exit.
+#[test]
+fn slave_ipv6_off_while_enslaved_and_restored() {
+    if !require_root() {
+        return;
+    }
+    let _serial = bondd_tests::setup!();
+    let t = Topology::new();
+    let key = |s: &str| format!("/proc/sys/net/ipv6/conf/{s}/disable_ipv6");
+    // The harness keeps IPv6 off on the slaves; an operator's NICs have it on.
+    t.b.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", t.n.s0), "0");
+    t.b.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", t.n.s1), "0");
+    let read = |s: &str| t.b.exec_ok(&["cat", &key(s)]).trim().to_string();
+    assert_eq!(read(&t.n.s0), "0");
+    let cfg = BondConfig::active_backup(&t);
+    let mut bondd = start(&t, &cfg);
+    assert_eq!(
+        read(&t.n.s0),
+        "1",
+        "IPv6 still on on slave s0 while enslaved"
+    );
+    assert_eq!(
+        read(&t.n.s1),
+        "1",
+        "IPv6 still on on slave s1 while enslaved"
+    );
+    // Flap the backup's far end: it comes back up without announcing the
+    // bond MAC, so traffic to bond0 still reaches the active slave.
+    t.sw.link_down(&t.n.p1);
+    std::thread::sleep(Duration::from_millis(200));
+    t.sw.link_up(&t.n.p1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = udp_stream(&t.h, &t.b, BOND_V4, 9320, 2000, 1000);
+    println!("H -> bond0 after the backup flapped: {}", r.line);
+    assert!(
+        r.received() >= 990,
+        "traffic diverted to the backup: {}",
+        r.line
+    );
+    let st = bondd.sigterm_and_wait();
+    assert_clean_exit(st, &bondd);
+    assert_eq!(read(&t.n.s0), "0", "IPv6 not restored on s0 at exit");
+    assert_eq!(read(&t.n.s1), "0", "IPv6 not restored on s1 at exit");
+}

@@ -73,6 +73,34 @@ pub fn host_id() -> Vec<u8> {
     Vec::new()
 }
 
+fn ipv6_sysctl(dev: &str) -> String {
+    format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6")
+}
+
+/// Whether IPv6 is disabled on `dev` (`None` without IPv6 in the kernel).
+fn ipv6_disabled(dev: &str) -> Option<bool> {
+    std::fs::read_to_string(ipv6_sysctl(dev))
+        .ok()
+        .map(|v| v.trim() == "1")
+}
+
+fn set_ipv6_disabled(dev: &str, on: bool) {
+    if let Err(e) = std::fs::write(ipv6_sysctl(dev), if on { "1" } else { "0" }) {
+        warn!(slave = %dev, "setting disable_ipv6={}: {e}", u8::from(on));
+    }
+}
+
+/// A slave must not speak for itself: with IPv6 on, the kernel sends router
+/// solicitations, MLD reports and DAD probes from the slave with the bond
+/// MAC as source, and a switch then learns the bond MAC on a backup port and
+/// sends the bond's traffic there. The kernel's bonding driver keeps IPv6 off
+/// its slaves for the same reason.
+fn quiet_slave_ipv6(dev: &str, was_disabled: Option<bool>) {
+    if was_disabled == Some(false) {
+        set_ipv6_disabled(dev, true);
+    }
+}
+
 /// Name of the far end of the logical veth pair (IFNAMSIZ-safe).
 pub fn peer_name(bond: &str) -> String {
     if bond.len() <= 12 {
@@ -220,6 +248,9 @@ async fn restore_slave(net: &Net, l: &LinkInfoView, s: &SavedSlave) {
     }
     if let Err(e) = net.set_flags(idx, s.promisc, s.allmulti).await {
         warn!(slave = %s.name, "restoring flags: {e:#}");
+    }
+    if s.ipv6_disabled == Some(false) {
+        set_ipv6_disabled(&s.name, false);
     }
     if let Some(rx) = s.rxvlan
         && let Ok((now_rx, _)) = sys::vlan_offload(&s.name)
@@ -395,6 +426,7 @@ impl Bond {
                     promisc: l.promisc,
                     allmulti: l.allmulti,
                     rxvlan: sys::vlan_offload(s).ok().map(|(rx, _)| rx),
+                    ipv6_disabled: ipv6_disabled(s),
                 },
                 xdp: None,
                 speed,
@@ -450,6 +482,7 @@ impl Bond {
         // 3. Slaves carry the bond MAC (fail_over_mac=none) and accept all
         // multicast, since the host's multicast list is on bond0, not on them.
         for s in &self.slaves {
+            quiet_slave_ipv6(&s.name, s.saved.ipv6_disabled);
             net.set_mac(s.index, self.mac)
                 .await
                 .with_context(|| format!("setting bond MAC on slave {}", s.name))?;
@@ -1660,6 +1693,7 @@ impl Bond {
             promisc: l.promisc,
             allmulti: l.allmulti,
             rxvlan: sys::vlan_offload(name).ok().map(|(rx, _)| rx),
+            ipv6_disabled: ipv6_disabled(name),
         };
         self.slaves.push(SlaveRt {
             name: name.to_string(),
@@ -1673,6 +1707,7 @@ impl Bond {
         self.store_state()?;
         let i = self.slaves.len() - 1;
         let r = async {
+            quiet_slave_ipv6(name, saved.ipv6_disabled);
             net.set_mac(l.index, self.mac).await?;
             net.set_mtu(l.index, self.cfg.mtu).await?;
             net.set_flags(l.index, saved.promisc, true).await?;

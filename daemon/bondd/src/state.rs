@@ -28,6 +28,8 @@ pub struct SavedSlave {
     pub allmulti: bool,
     /// RX VLAN stripping, when the driver reports it.
     pub rxvlan: Option<bool>,
+    /// `net.ipv6.conf.<slave>.disable_ipv6` before enslaving.
+    pub ipv6_disabled: Option<bool>,
 }
 
 /// The state file of one bond.
@@ -55,7 +57,7 @@ impl BondState {
         for sl in &self.slaves {
             let _ = writeln!(
                 s,
-                "slave={} mac={} mtu={} up={} promisc={} allmulti={}{}",
+                "slave={} mac={} mtu={} up={} promisc={} allmulti={}{}{}",
                 sl.name,
                 mac_str(&sl.mac),
                 sl.mtu,
@@ -64,6 +66,10 @@ impl BondState {
                 u8::from(sl.allmulti),
                 match sl.rxvlan {
                     Some(v) => format!(" rxvlan={}", u8::from(v)),
+                    None => String::new(),
+                },
+                match sl.ipv6_disabled {
+                    Some(v) => format!(" ipv6_disabled={}", u8::from(v)),
                     None => String::new(),
                 }
             );
@@ -97,6 +103,7 @@ impl BondState {
                     promisc: false,
                     allmulti: false,
                     rxvlan: None,
+                    ipv6_disabled: None,
                 };
                 for kv in parts {
                     let (k, v) = kv.split_once('=').context("slave field")?;
@@ -107,6 +114,7 @@ impl BondState {
                         "promisc" => sl.promisc = v == "1",
                         "allmulti" => sl.allmulti = v == "1",
                         "rxvlan" => sl.rxvlan = Some(v == "1"),
+                        "ipv6_disabled" => sl.ipv6_disabled = Some(v == "1"),
                         other => bail!("unknown slave field {other}"),
                     }
                 }
@@ -177,6 +185,7 @@ mod tests {
                 promisc: false,
                 allmulti: true,
                 rxvlan: Some(true),
+                ipv6_disabled: Some(false),
             }],
         };
         assert_eq!(BondState::decode(&st.encode()).unwrap(), st);

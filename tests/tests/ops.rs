@@ -842,6 +842,17 @@ fn promtool_accepts_metrics() {
     let r = udp_stream(&t.h, &t.b, BOND_V4, 9210, 1000, 200);
     assert!(r.received() >= 190, "{}", r.line);
     let body = scrape(&t.b);
+    // The achieved modes and the UMEM size are reported, not left empty.
+    assert!(
+        body.contains(r#"xdp="native",af_xdp="copy"}"#)
+            || body.contains(r#"xdp="generic",af_xdp="copy"}"#),
+        "no achieved XDP/AF_XDP mode in the metrics:\n{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("bondd_worker_umem_frames{") && !l.ends_with(" 0")),
+        "UMEM frame count missing or 0:\n{body}"
+    );
     let dir = TempDir::new();
     let file = dir.write("metrics.txt", &body);
     let series = body.lines().filter(|l| !l.starts_with('#')).count();

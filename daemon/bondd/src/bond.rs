@@ -519,6 +519,9 @@ impl Bond {
             }
         };
 
+        self.copy_mode = Some(copy_mode);
+        self.umem_frames = u64::from(umem.frame_count());
+
         // 5. XDP programs: load, register sockets, attach (native, else generic).
         for (i, socks) in slave_socks.iter().enumerate() {
             let s = &mut self.slaves[i];

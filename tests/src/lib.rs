@@ -928,7 +928,39 @@ impl Drop for Bondd {
                 self.log()
             );
         }
-        // ChildGuard kills it.
+        // Stop it (if a test left it running) and remove what a killed bondd
+        // leaves behind in its state directory: its restore state and its
+        // control socket, named after its namespace's cookie, which its log
+        // gives. A cleanly stopped bondd removed them itself.
+        let c = self.child.child_mut();
+        if let Ok(None) = c.try_wait() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let log = self.log();
+        let sock = log
+            .lines()
+            .find(|l| l.contains("control socket listening"))
+            .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("socket=")))
+            .map(PathBuf::from);
+        if let Some(sock) = sock
+            && let (Some(dir), Some(name)) = (sock.parent(), sock.file_name())
+            && let Some(cookie) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("bondd-"))
+                .and_then(|n| n.strip_suffix(".sock"))
+        {
+            let _ = fs::remove_file(&sock);
+            if let Ok(entries) = fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    if n.starts_with(&format!("{cookie}-")) && n.ends_with(".state") {
+                        let _ = fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
     }
 }
 

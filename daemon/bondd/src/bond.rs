@@ -1731,9 +1731,6 @@ impl Bond {
             for q in 0..sys::rx_queue_count(name) {
                 socks.push(Xsk::shared_with(umem_fd, mode, l.index, q, RingSizes::default())?);
             }
-            for x in &socks {
-                tracing::debug!(slave = %name, queue = x.queue(), tx_needs_wakeup = x.tx.needs_wakeup(), fill_needs_wakeup = x.fill.needs_wakeup(), "added socket");
-            }
             let mut port = XdpPort::load()?;
             for x in &socks {
                 port.register_socket(x.queue(), x.raw_fd())?;

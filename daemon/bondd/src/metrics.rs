@@ -5,7 +5,7 @@
 //! an HTTP stack would add two dozen crates to a daemon whose only HTTP need
 //! is answering `GET /metrics`.
 
-use crate::status::BondStatus;
+use crate::status::{BondStatus, SlaveStatus};
 use anyhow::{Context, Result};
 use std::{fmt::Write as _, net::SocketAddr, time::Duration};
 use tokio::{
@@ -48,137 +48,133 @@ impl Family<'_> {
 pub fn render(bonds: &[BondStatus]) -> String {
     let mut out = String::new();
     let mut f = Family { out: &mut out };
-    type Get = fn(&crate::status::SlaveStatus) -> u64;
-    let slave_counters: [(&str, &str, Get); 4] = [
+    type Get = fn(&SlaveStatus) -> u64;
+    // Every per-slave series with one value: (name, type, help, value).
+    let per_slave: [(&str, &str, &str, Get); 14] = [
         (
             "bondd_slave_rx_packets_total",
+            "counter",
             "Frames received on the slave and passed to the bond.",
             |s| s.counters.rx_packets,
         ),
         (
             "bondd_slave_tx_packets_total",
+            "counter",
             "Frames sent out of the slave.",
             |s| s.counters.tx_packets,
         ),
         (
             "bondd_slave_rx_bytes_total",
+            "counter",
             "Bytes of frames received on the slave and passed to the bond.",
             |s| s.counters.rx_bytes,
         ),
         (
             "bondd_slave_tx_bytes_total",
+            "counter",
             "Bytes of frames sent out of the slave.",
             |s| s.counters.tx_bytes,
         ),
+        (
+            "bondd_slave_up",
+            "gauge",
+            "1 if the slave's link is usable (MII status up).",
+            |s| u64::from(s.mii_up),
+        ),
+        (
+            "bondd_slave_active",
+            "gauge",
+            "1 if the slave transmits now (active slave, or in the usable set).",
+            |s| u64::from(s.active),
+        ),
+        (
+            "bondd_slave_link_failures_total",
+            "counter",
+            "Times the slave's link went down (Link Failure Count).",
+            |s| u64::from(s.link_failure_count),
+        ),
+        (
+            "bondd_slave_slow_proto_rx_total",
+            "counter",
+            "Slow-protocol (LACP, marker) frames received on the slave.",
+            |s| s.counters.rx_slow_proto,
+        ),
+        (
+            "bondd_slave_tx_kicks_total",
+            "counter",
+            "TX wakeups (sendto) made for the slave's AF_XDP sockets.",
+            |s| s.counters.tx_kicks,
+        ),
+        (
+            "bondd_xdp_redirected_total",
+            "counter",
+            "Frames the slave's XDP program redirected to bondd's AF_XDP sockets.",
+            |s| s.counters.xdp_redirected,
+        ),
+        (
+            "bondd_xsk_rx_ring_full_total",
+            "counter",
+            "Frames the kernel dropped because the slave socket's RX ring was full (the worker fell behind).",
+            |s| s.counters.xsk_rx_ring_full,
+        ),
+        (
+            "bondd_xsk_fill_ring_empty_total",
+            "counter",
+            "Times a frame arrived and the slave socket's fill ring was empty (no buffer to receive into).",
+            |s| s.counters.xsk_fill_ring_empty,
+        ),
+        (
+            "bondd_xsk_rx_dropped_total",
+            "counter",
+            "Frames the kernel dropped on the slave socket for other reasons.",
+            |s| s.counters.xsk_rx_dropped,
+        ),
+        (
+            "bondd_xsk_invalid_descs_total",
+            "counter",
+            "Invalid descriptors the kernel saw on the slave socket's rings (should stay 0).",
+            |s| s.counters.xsk_invalid_descs,
+        ),
     ];
-    for (name, help, get) in slave_counters {
-        f.head(name, "counter", help);
+    for (name, kind, help, get) in per_slave {
+        f.head(name, kind, help);
         for b in bonds {
             for s in &b.slaves {
                 f.sample(name, &[("bond", &b.name), ("slave", &s.name)], get(s));
             }
         }
     }
-    f.head(
-        "bondd_slave_rx_dropped_total",
-        "counter",
-        "Frames received on the slave and dropped, by reason.",
-    );
-    for b in bonds {
-        for s in &b.slaves {
-            for (reason, v) in &s.counters.rx_dropped {
-                f.sample(
-                    "bondd_slave_rx_dropped_total",
-                    &[("bond", &b.name), ("slave", &s.name), ("reason", reason)],
-                    v,
-                );
+    // Per-slave counters by reason.
+    type Reasons = fn(&SlaveStatus) -> &[(String, u64)];
+    let by_reason: [(&str, &str, Reasons); 3] = [
+        (
+            "bondd_slave_rx_dropped_total",
+            "Frames received on the slave and dropped, by reason.",
+            |s| &s.counters.rx_dropped,
+        ),
+        (
+            "bondd_slave_tx_dropped_total",
+            "Frames meant for the slave and dropped, by reason.",
+            |s| &s.counters.tx_dropped,
+        ),
+        (
+            "bondd_xdp_dropped_total",
+            "Frames the slave's XDP program dropped, by reason.",
+            |s| &s.counters.xdp_dropped,
+        ),
+    ];
+    for (name, help, get) in by_reason {
+        f.head(name, "counter", help);
+        for b in bonds {
+            for s in &b.slaves {
+                for (reason, v) in get(s) {
+                    f.sample(
+                        name,
+                        &[("bond", &b.name), ("slave", &s.name), ("reason", reason)],
+                        v,
+                    );
+                }
             }
-        }
-    }
-    f.head(
-        "bondd_slave_tx_dropped_total",
-        "counter",
-        "Frames meant for the slave and dropped, by reason.",
-    );
-    for b in bonds {
-        for s in &b.slaves {
-            for (reason, v) in &s.counters.tx_dropped {
-                f.sample(
-                    "bondd_slave_tx_dropped_total",
-                    &[("bond", &b.name), ("slave", &s.name), ("reason", reason)],
-                    v,
-                );
-            }
-        }
-    }
-    f.head(
-        "bondd_slave_up",
-        "gauge",
-        "1 if the slave's link is usable (MII status up).",
-    );
-    for b in bonds {
-        for s in &b.slaves {
-            f.sample(
-                "bondd_slave_up",
-                &[("bond", &b.name), ("slave", &s.name)],
-                u8::from(s.mii_up),
-            );
-        }
-    }
-    f.head(
-        "bondd_slave_active",
-        "gauge",
-        "1 if the slave transmits now (active slave, or in the usable set).",
-    );
-    for b in bonds {
-        for s in &b.slaves {
-            f.sample(
-                "bondd_slave_active",
-                &[("bond", &b.name), ("slave", &s.name)],
-                u8::from(s.active),
-            );
-        }
-    }
-    f.head(
-        "bondd_slave_link_failures_total",
-        "counter",
-        "Times the slave's link went down (Link Failure Count).",
-    );
-    for b in bonds {
-        for s in &b.slaves {
-            f.sample(
-                "bondd_slave_link_failures_total",
-                &[("bond", &b.name), ("slave", &s.name)],
-                s.link_failure_count,
-            );
-        }
-    }
-    f.head(
-        "bondd_slave_slow_proto_rx_total",
-        "counter",
-        "Slow-protocol (LACP, marker) frames received on the slave.",
-    );
-    for b in bonds {
-        for s in &b.slaves {
-            f.sample(
-                "bondd_slave_slow_proto_rx_total",
-                &[("bond", &b.name), ("slave", &s.name)],
-                s.counters.rx_slow_proto,
-            );
-        }
-    }
-    f.head(
-        "bondd_slave_tx_kicks_total",
-        "counter",
-        "TX wakeups (sendto) made for the slave's AF_XDP sockets.",
-    );
-    for b in bonds {
-        for s in &b.slaves {
-            f.sample(
-                "bondd_slave_tx_kicks_total",
-                &[("bond", &b.name), ("slave", &s.name)],
-                s.counters.tx_kicks,
-            );
         }
     }
     f.head(
@@ -254,58 +250,6 @@ pub fn render(bonds: &[BondStatus]) -> String {
                 if let Some(p) = &s.lacp {
                     f.sample(name, &[("bond", &b.name), ("slave", &s.name)], get(p));
                 }
-            }
-        }
-    }
-    type XGet = fn(&crate::status::SlaveStatus) -> u64;
-    let ring_series: [(&str, &str, XGet); 5] = [
-        (
-            "bondd_xdp_redirected_total",
-            "Frames the slave's XDP program redirected to bondd's AF_XDP sockets.",
-            |s| s.counters.xdp_redirected,
-        ),
-        (
-            "bondd_xsk_rx_ring_full_total",
-            "Frames the kernel dropped because the slave socket's RX ring was full (the worker fell behind).",
-            |s| s.counters.xsk_rx_ring_full,
-        ),
-        (
-            "bondd_xsk_fill_ring_empty_total",
-            "Times a frame arrived and the slave socket's fill ring was empty (no buffer to receive into).",
-            |s| s.counters.xsk_fill_ring_empty,
-        ),
-        (
-            "bondd_xsk_rx_dropped_total",
-            "Frames the kernel dropped on the slave socket for other reasons.",
-            |s| s.counters.xsk_rx_dropped,
-        ),
-        (
-            "bondd_xsk_invalid_descs_total",
-            "Invalid descriptors the kernel saw on the slave socket's rings (should stay 0).",
-            |s| s.counters.xsk_invalid_descs,
-        ),
-    ];
-    for (name, help, get) in ring_series {
-        f.head(name, "counter", help);
-        for b in bonds {
-            for s in &b.slaves {
-                f.sample(name, &[("bond", &b.name), ("slave", &s.name)], get(s));
-            }
-        }
-    }
-    f.head(
-        "bondd_xdp_dropped_total",
-        "counter",
-        "Frames the slave's XDP program dropped, by reason.",
-    );
-    for b in bonds {
-        for s in &b.slaves {
-            for (reason, v) in &s.counters.xdp_dropped {
-                f.sample(
-                    "bondd_xdp_dropped_total",
-                    &[("bond", &b.name), ("slave", &s.name), ("reason", reason)],
-                    v,
-                );
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::{
 };
 use anyhow::{Context, Result, anyhow, bail};
 use bondd_core::{
-    config::{BondConfig, FailOverMac, InterfaceKind, Mode, XmitHashTable, format_mac},
+    config::{BondConfig, FailOverMac, InterfaceKind, Mode, XdpMode, XmitHashTable, format_mac},
     lacp::{Lacp, LacpConfig},
     link::{LinkEvent, LinkMonitor, LinkState},
     select::{Selector, SlaveView},
@@ -101,6 +101,31 @@ fn quiet_slave_ipv6(dev: &str, was_disabled: Option<bool>) {
     }
 }
 
+/// One counter summed over the workers' copies.
+fn sum(v: &[Arc<PortStats>], f: fn(&PortStats) -> &std::sync::atomic::AtomicU64) -> u64 {
+    v.iter().map(|x| f(x).load(Ordering::Relaxed)).sum()
+}
+
+/// How long one busy-poll pass may spin in the kernel (`busy_poll: true`).
+const BUSY_POLL_USECS: u32 = 20;
+
+/// Attaches a slave's XDP program as `xdp_mode` says.
+fn attach_as_configured(
+    port: &mut XdpPort,
+    name: &str,
+    index: u32,
+    mode: XdpMode,
+) -> Result<AttachMode> {
+    let got = port.attach(name, index, mode == XdpMode::Generic)?;
+    if mode == XdpMode::Native && got != AttachMode::Native {
+        port.detach();
+        bail!(
+            "slave {name}: key \"xdp_mode\": native XDP is not available on {name} (use auto or generic)"
+        );
+    }
+    Ok(got)
+}
+
 /// Name of the far end of the logical veth pair (IFNAMSIZ-safe).
 pub fn peer_name(bond: &str) -> String {
     if bond.len() <= 12 {
@@ -164,6 +189,34 @@ pub async fn preflight(net: &Net, cfg: &BondConfig, state_dir: &Path) -> Result<
                     if name.is_empty() { "unnamed" } else { &name }
                 );
             }
+        }
+    }
+    if cfg.workers > 1 {
+        for s in &cfg.slaves {
+            let q = sys::rx_queue_count(s);
+            if q < cfg.workers {
+                bail!(
+                    "bond \"{}\": key \"workers\": {} workers need {} queues on every slave, and {s} has {q}; raise its queues (ethtool -L {s} combined {}) or lower workers",
+                    cfg.name,
+                    cfg.workers,
+                    cfg.workers,
+                    cfg.workers
+                );
+            }
+        }
+    }
+    if !cfg.worker_cpus.is_empty() {
+        let allowed = sys::allowed_cpus().context("reading the CPU affinity mask")?;
+        if let Some(c) = cfg.worker_cpus.iter().find(|c| !allowed.contains(c)) {
+            bail!(
+                "bond \"{}\": key \"worker_cpus\": CPU {c} is not available to bondd (allowed: {})",
+                cfg.name,
+                allowed
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
         }
     }
     let st_path = state::path(state_dir, sys::netns_id(), &cfg.name);
@@ -300,6 +353,23 @@ enum LogicalRt {
     },
 }
 
+/// The control plane's handles on one data-plane worker.
+struct WorkerRt {
+    msgs: SyncSender<WorkerMsg<Xsk>>,
+    wake: Arc<EventFd>,
+    join: Option<JoinHandle<Worker<Xsk>>>,
+    /// A socket of this worker that lives as long as the bond (its logical
+    /// veth socket), naming its UMEM for slaves added later.
+    umem_fd: Option<std::os::fd::RawFd>,
+}
+
+/// The sockets of one worker, before it starts.
+struct WorkerSocks {
+    umem: Umem,
+    slaves: Vec<Vec<Xsk>>,
+    logical: Vec<Xsk>,
+}
+
 /// A running bond.
 pub struct Bond {
     /// Its configuration.
@@ -309,13 +379,17 @@ pub struct Bond {
     monitor: LinkMonitor,
     selector: Selector,
     active: Option<usize>,
-    snap_tx: Option<SyncSender<WorkerMsg<Xsk>>>,
+    /// The data-plane workers, each with its own UMEM and sockets.
+    workers: Vec<WorkerRt>,
+    /// Frames to send out of a slave; worker 0 sends them.
     inject_tx: Option<SyncSender<Inject>>,
+    /// Worker 0's wakeup (it sends injected frames).
     wake: Arc<EventFd>,
     stop: Arc<AtomicBool>,
-    worker: Option<JoinHandle<Worker<Xsk>>>,
-    slave_stats: Vec<Arc<PortStats>>,
-    logical_stats: Option<Arc<PortStats>>,
+    /// Per slave, one counter set per worker.
+    slave_stats: Vec<Vec<Arc<PortStats>>>,
+    /// The logical port's counters, one set per worker.
+    logical_stats: Vec<Arc<PortStats>>,
     state_path: PathBuf,
     failovers: u64,
     /// Peer notifications still to send: (when, how many left).
@@ -338,9 +412,6 @@ pub struct Bond {
     partner_sys: Vec<[u8; 6]>,
     /// Slow-protocol frames dropped by the rate limit, per slave name.
     slow_rate_drops: std::collections::HashMap<String, u64>,
-    /// fd of the logical interface's first socket (veth), which names the
-    /// UMEM for slaves added later.
-    logical_fd: Option<std::os::fd::RawFd>,
     /// The 802.3ad engine, in that mode.
     lacp: Option<Lacp>,
     slow_rx: Option<std::sync::mpsc::Receiver<SlowFrame>>,
@@ -373,13 +444,12 @@ impl Bond {
             slaves: Vec::new(),
             logical: None,
             active: None,
-            snap_tx: None,
+            workers: Vec::new(),
             inject_tx: None,
             wake: Arc::new(EventFd::new().context("eventfd")?),
             stop: Arc::new(AtomicBool::new(false)),
-            worker: None,
             slave_stats: Vec::new(),
-            logical_stats: None,
+            logical_stats: Vec::new(),
             state_path: state::path(state_dir, sys::netns_id(), &cfg.name),
             failovers: 0,
             notify_due: None,
@@ -388,7 +458,6 @@ impl Bond {
             last_plan: TxPlan::none(),
             last_usable: Vec::new(),
             copy_mode: None,
-            logical_fd: None,
             umem_frames: 0,
             missing: Vec::new(),
             slow_tokens: Vec::new(),
@@ -449,7 +518,7 @@ impl Bond {
         match self.cfg.interface {
             InterfaceKind::Veth => {
                 let peer = peer_name(&name);
-                net.add_veth(&name, &peer).await?;
+                net.add_veth(&name, &peer, self.cfg.workers).await?;
                 let l = crate::netlink::require_link(net, &name, "logical interface").await?;
                 let p = crate::netlink::require_link(net, &peer, "logical interface peer").await?;
                 self.logical = Some(LogicalRt::Veth {
@@ -501,12 +570,10 @@ impl Bond {
             net.set_up(s.index, true).await?;
         }
 
-        // 4. Sockets, zero-copy first. All sockets share one UMEM, and a
-        // shared UMEM has one mode: with the veth logical interface (which
+        // 4. Sockets, zero-copy first. Each worker's sockets share one UMEM
+        // of that worker, and a shared UMEM has one mode: with the veth logical interface (which
         // cannot do zero-copy) in it, zero-copy cannot bind, so do not try.
-        let (umem, slave_socks, logical_socks, copy_mode) = if self.cfg.interface
-            == InterfaceKind::Veth
-        {
+        let (wsocks, copy_mode) = if self.cfg.interface == InterfaceKind::Veth {
             info!(bond = %name, "copy mode: the veth logical interface shares the UMEM and has no zero-copy");
             self.open_sockets(CopyMode::Copy)?
         } else {
@@ -520,21 +587,29 @@ impl Bond {
         };
 
         self.copy_mode = Some(copy_mode);
-        self.umem_frames = u64::from(umem.frame_count());
+        self.umem_frames = wsocks.iter().map(|w| u64::from(w.umem.frame_count())).sum();
+        if self.cfg.busy_poll {
+            for x in wsocks
+                .iter()
+                .flat_map(|w| w.slaves.iter().flatten().chain(w.logical.iter()))
+            {
+                x.set_busy_poll(BUSY_POLL_USECS, crate::dataplane::BATCH as u32)
+                    .context("busy_poll: setting SO_PREFER_BUSY_POLL")?;
+            }
+        }
 
-        // 5. XDP programs: load, register sockets, attach (native, else generic).
-        for (i, socks) in slave_socks.iter().enumerate() {
-            let s = &mut self.slaves[i];
+        // 5. XDP programs: load, register every worker's sockets, attach
+        // (native, else generic, as xdp_mode says).
+        for (i, s) in self.slaves.iter_mut().enumerate() {
+            let socks: Vec<&Xsk> = wsocks.iter().flat_map(|w| w.slaves[i].iter()).collect();
             s.sock_fds = socks.iter().map(|x| x.raw_fd()).collect();
             let t0 = std::time::Instant::now();
             let mut port = XdpPort::load()?;
             tracing::debug!(slave = %s.name, ms = t0.elapsed().as_millis() as u64, "XDP program loaded");
-            for x in socks {
+            for x in &socks {
                 port.register_socket(x.queue(), x.raw_fd())?;
             }
-            let t1 = std::time::Instant::now();
-            let mode = port.attach(&s.name, s.index, false)?;
-            tracing::debug!(slave = %s.name, ms = t1.elapsed().as_millis() as u64, "XDP program attached");
+            let mode = attach_as_configured(&mut port, &s.name, s.index, self.cfg.xdp_mode)?;
             info!(bond = %name, slave = %s.name, xdp = %mode, af_xdp = %copy_mode, queues = socks.len(), "slave attached");
             s.xdp = Some(port);
         }
@@ -545,7 +620,7 @@ impl Bond {
         }) = &mut self.logical
         {
             let mut port = XdpPort::load()?;
-            for x in logical_socks.iter() {
+            for x in wsocks.iter().flat_map(|w| w.logical.iter()) {
                 port.register_socket(x.queue(), x.raw_fd())?;
             }
             port.set_deliver(true)?;
@@ -558,36 +633,68 @@ impl Bond {
             *peer_xdp = Some(port);
         }
 
-        // 6. The worker.
-        self.logical_fd = logical_socks.first().map(|x| x.raw_fd());
-        let logical_io = match tap {
-            Some(t) => LogicalIo::Tap(t),
-            None => LogicalIo::Xsk(logical_socks),
-        };
-        let mut worker = Worker::new(umem, slave_socks, logical_io);
-        if self.cfg.mode == Mode::Ieee8023ad {
-            // Bounded: under a PDU flood the worker drops the excess.
-            let (tx, rx) = sync_channel(4096);
-            worker.set_slow_channel(tx, self.slow_notify.clone());
+        // 6. The workers. Worker 0 also sends the control plane's frames.
+        let slow = (self.cfg.mode == Mode::Ieee8023ad).then(|| {
+            // Bounded: under a PDU flood the workers drop the excess.
+            let (tx, rx) = sync_channel::<SlowFrame>(4096);
             self.slow_rx = Some(rx);
-        }
-        self.slave_stats = worker.slave_stats();
-        self.logical_stats = Some(worker.logical_stats());
-        let (snap_tx, snap_rx) = sync_channel(64);
+            tx
+        });
         let (inj_tx, inj_rx) = sync_channel(256);
-        let ctl = WorkerCtl {
-            msgs: snap_rx,
-            inject: inj_rx,
-            stop: self.stop.clone(),
-            wake: self.wake.clone(),
-        };
-        self.snap_tx = Some(snap_tx);
         self.inject_tx = Some(inj_tx);
-        let handle = std::thread::Builder::new()
-            .name(format!("bondd-{name}"))
-            .spawn(move || worker.run(ctl))
-            .context("starting the worker thread")?;
-        self.worker = Some(handle);
+        let mut inj_rx = Some(inj_rx);
+        let nworkers = wsocks.len();
+        self.slave_stats = (0..self.slaves.len()).map(|_| Vec::new()).collect();
+        self.logical_stats.clear();
+        let mut tap = tap;
+        for (w, ws) in wsocks.into_iter().enumerate() {
+            let umem_fd = ws.logical.first().map(|x| x.raw_fd());
+            let logical_io = match tap.take() {
+                Some(t) => LogicalIo::Tap(t),
+                None => LogicalIo::Xsk(ws.logical),
+            };
+            let mut worker = Worker::new(ws.umem, ws.slaves, logical_io);
+            if let Some(tx) = &slow {
+                worker.set_slow_channel(tx.clone(), self.slow_notify.clone());
+            }
+            for (i, st) in worker.slave_stats().into_iter().enumerate() {
+                self.slave_stats[i].push(st);
+            }
+            self.logical_stats.push(worker.logical_stats());
+            let (msg_tx, msg_rx) = sync_channel(64);
+            let wake = if w == 0 {
+                self.wake.clone()
+            } else {
+                Arc::new(EventFd::new().context("eventfd")?)
+            };
+            let ctl = WorkerCtl {
+                msgs: msg_rx,
+                // Only worker 0 sends injected frames; the others get a
+                // channel whose sender is gone.
+                inject: inj_rx.take().unwrap_or_else(|| sync_channel(1).1),
+                stop: self.stop.clone(),
+                wake: wake.clone(),
+                cpu: self.cfg.worker_cpus.get(w).copied(),
+                busy_poll: self.cfg.busy_poll,
+            };
+            let join = std::thread::Builder::new()
+                .name(if nworkers == 1 {
+                    format!("bondd-{name}")
+                } else {
+                    format!("bondd-{name}/{w}")
+                })
+                .spawn(move || worker.run(ctl))
+                .context("starting a worker thread")?;
+            self.workers.push(WorkerRt {
+                msgs: msg_tx,
+                wake,
+                join: Some(join),
+                umem_fd,
+            });
+        }
+        if nworkers > 1 || !self.cfg.worker_cpus.is_empty() || self.cfg.busy_poll {
+            info!(bond = %name, workers = nworkers, cpus = ?self.cfg.worker_cpus, busy_poll = self.cfg.busy_poll, "data-plane workers started");
+        }
 
         // 7. Link state and the first active slave.
         let t = now();
@@ -652,49 +759,65 @@ impl Bond {
         Ok(())
     }
 
-    #[allow(clippy::type_complexity)]
-    fn open_sockets(&self, mode: CopyMode) -> Result<(Umem, Vec<Vec<Xsk>>, Vec<Xsk>, CopyMode)> {
+    /// Opens every worker's sockets. Worker `w` takes queue `q` of each
+    /// slave where `q % workers == w` (so its first socket on a slave, the
+    /// one it transmits on, is queue `w`), and queue `w` of the logical veth.
+    fn open_sockets(&self, mode: CopyMode) -> Result<(Vec<WorkerSocks>, CopyMode)> {
         let sizes = RingSizes::default();
-        let mut plan: Vec<(Option<usize>, u32, u32)> = Vec::new(); // (slave, ifindex, queue)
-        for (i, s) in self.slaves.iter().enumerate() {
-            for q in 0..sys::rx_queue_count(&s.name) {
-                plan.push((Some(i), s.index, q));
+        let n = self.cfg.workers.max(1);
+        let mut out = Vec::new();
+        for w in 0..n {
+            let mut plan: Vec<(Option<usize>, u32, u32)> = Vec::new(); // (slave, ifindex, queue)
+            for (i, s) in self.slaves.iter().enumerate() {
+                let nq = sys::rx_queue_count(&s.name);
+                let mine: Vec<u32> = (0..nq).filter(|q| q % n == w).collect();
+                if mine.is_empty() {
+                    bail!(
+                        "bond {}: workers: {n}: slave {} has {nq} queue(s), fewer than the workers",
+                        self.cfg.name,
+                        s.name
+                    );
+                }
+                plan.extend(mine.into_iter().map(|q| (Some(i), s.index, q)));
             }
+            if let Some(LogicalRt::Veth { peer_index, .. }) = &self.logical {
+                plan.push((None, *peer_index, w));
+            }
+            let umem = Umem::new(FRAME_SIZE, FRAMES_PER_SOCKET * plan.len() as u32)
+                .context("allocating the UMEM")?;
+            let mut slaves: Vec<Vec<Xsk>> = (0..self.slaves.len()).map(|_| Vec::new()).collect();
+            let mut logical = Vec::new();
+            let mut owner: Option<Xsk> = None;
+            let mut owner_slot = None;
+            for (slave, ifindex, q) in plan {
+                let x = match &owner {
+                    None => Xsk::owner(&umem, ifindex, q, sizes, mode)?,
+                    Some(o) => Xsk::shared(o, ifindex, q, sizes)?,
+                };
+                if owner.is_none() {
+                    owner = Some(x);
+                    owner_slot = Some(slave);
+                    continue;
+                }
+                match slave {
+                    Some(i) => slaves[i].push(x),
+                    None => logical.push(x),
+                }
+            }
+            // The owner goes first in its slave's list: it is the lowest queue.
+            if let (Some(o), Some(slot)) = (owner, owner_slot) {
+                match slot {
+                    Some(i) => slaves[i].insert(0, o),
+                    None => logical.insert(0, o),
+                }
+            }
+            out.push(WorkerSocks {
+                umem,
+                slaves,
+                logical,
+            });
         }
-        if let Some(LogicalRt::Veth { peer_index, .. }) = &self.logical {
-            for q in 0..sys::rx_queue_count(&peer_name(&self.cfg.name)) {
-                plan.push((None, *peer_index, q));
-            }
-        }
-        let umem = Umem::new(FRAME_SIZE, FRAMES_PER_SOCKET * plan.len() as u32)
-            .context("allocating the UMEM")?;
-        let mut slave_socks: Vec<Vec<Xsk>> = (0..self.slaves.len()).map(|_| Vec::new()).collect();
-        let mut logical = Vec::new();
-        let mut owner: Option<Xsk> = None;
-        let mut owner_slot = None;
-        for (slave, ifindex, q) in plan {
-            let x = match &owner {
-                None => Xsk::owner(&umem, ifindex, q, sizes, mode)?,
-                Some(o) => Xsk::shared(o, ifindex, q, sizes)?,
-            };
-            if owner.is_none() {
-                owner = Some(x);
-                owner_slot = Some(slave);
-                continue;
-            }
-            match slave {
-                Some(i) => slave_socks[i].push(x),
-                None => logical.push(x),
-            }
-        }
-        // The owner goes first in its slave's list: it is socket queue 0.
-        if let (Some(o), Some(slot)) = (owner, owner_slot) {
-            match slot {
-                Some(i) => slave_socks[i].insert(0, o),
-                None => logical.insert(0, o),
-            }
-        }
-        Ok((umem, slave_socks, logical, mode))
+        Ok((out, mode))
     }
 
     fn logical_index(&self) -> Option<u32> {
@@ -1057,11 +1180,11 @@ impl Bond {
                 error!(slave = %s.name, "XDP config: {e}");
             }
         }
-        if let Some(tx) = &self.snap_tx {
-            // Blocking send: the worker drains this channel every batch, and
+        for w in &self.workers {
+            // Blocking send: a worker drains this channel every batch, and
             // a lost snapshot would leave it forwarding by stale state.
-            let _ = tx.send(WorkerMsg::Snapshot(snap));
-            self.wake.notify();
+            let _ = w.msgs.send(WorkerMsg::Snapshot(snap));
+            w.wake.notify();
         }
         for (i, s) in self.slaves.iter_mut().enumerate() {
             if rx_mask & (1 << i) == 0
@@ -1196,8 +1319,16 @@ impl Bond {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.stop.store(true, Ordering::Relaxed);
-        self.wake.notify();
-        let worker = self.worker.take().and_then(|h| h.join().ok());
+        let mut done = Vec::new();
+        for w in &mut self.workers {
+            w.wake.notify();
+            if let Some(j) = w.join.take()
+                && let Ok(worker) = j.join()
+            {
+                done.push(worker);
+            }
+        }
+        self.workers.clear();
         for s in &mut self.slaves {
             if let Some(mut x) = s.xdp.take() {
                 x.detach();
@@ -1208,12 +1339,12 @@ impl Bond {
         {
             x.detach();
         }
-        if let Some(w) = worker {
+        for (i, w) in done.into_iter().enumerate() {
             let a = w.accounting();
             if a.balanced() {
-                info!(bond = %name, frames = a.total, "frame accounting balanced: every UMEM frame accounted for");
+                info!(bond = %name, worker = i, frames = a.total, "frame accounting balanced: every UMEM frame accounted for");
             } else {
-                error!(bond = %name, ?a, "frame accounting unbalanced");
+                error!(bond = %name, worker = i, ?a, "frame accounting unbalanced");
             }
             drop(w); // closes the sockets and frees the UMEM
         }
@@ -1239,7 +1370,6 @@ impl Bond {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         for (i, st) in self.slave_stats.iter().enumerate() {
-            let r = Ordering::Relaxed;
             let x = self.slaves[i]
                 .xdp
                 .as_ref()
@@ -1248,30 +1378,28 @@ impl Bond {
             s.push_str(&format!(
                 "{}: rx {} tx {} slow_proto {} tx_ring_full {} | xdp redirected {} dropped inactive {} no_socket {} runt {}; ",
                 self.slaves[i].name,
-                st.rx_packets.load(r),
-                st.tx_packets.load(r),
-                st.rx_slow_proto.load(r),
-                st.tx_drop_ring_full.load(r),
+                sum(st, |x| &x.rx_packets),
+                sum(st, |x| &x.tx_packets),
+                sum(st, |x| &x.rx_slow_proto),
+                sum(st, |x| &x.tx_drop_ring_full),
                 x.redirected + x.slow_proto,
                 x.drop_inactive,
                 x.drop_no_socket,
                 x.drop_runt
             ));
         }
-        if let Some(l) = &self.logical_stats {
-            s.push_str(&format!(
-                "logical: rx {} tx {}",
-                l.rx_packets.load(Ordering::Relaxed),
-                l.tx_packets.load(Ordering::Relaxed)
-            ));
-        }
+        let l = &self.logical_stats;
+        s.push_str(&format!(
+            "logical: rx {} tx {}",
+            sum(l, |x| &x.rx_packets),
+            sum(l, |x| &x.tx_packets)
+        ));
         s
     }
 
     /// The bond's state for `bondd status` and the metrics.
     pub fn status(&self) -> crate::status::BondStatus {
         use crate::status::{BondStatus, SlaveCounters, SlaveStatus};
-        let r = Ordering::Relaxed;
         let mode = self.cfg.mode;
         let hashes = matches!(mode, Mode::BalanceXor | Mode::Ieee8023ad)
             || (mode == Mode::BalanceTlb && !self.cfg.tlb_dynamic_lb);
@@ -1281,10 +1409,8 @@ impl Bond {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let st = self.slave_stats.get(i);
-                let get = |f: fn(&PortStats) -> &std::sync::atomic::AtomicU64| {
-                    st.map(|x| f(x).load(r)).unwrap_or(0)
-                };
+                let st = self.slave_stats.get(i).map(Vec::as_slice).unwrap_or(&[]);
+                let get = |f: fn(&PortStats) -> &std::sync::atomic::AtomicU64| sum(st, f);
                 let x = s
                     .xdp
                     .as_ref()
@@ -1438,18 +1564,19 @@ impl Bond {
                 }),
             }),
             slaves,
-            logical: self
-                .logical_stats
-                .as_ref()
-                .map(|l| crate::status::LogicalCounters {
-                    rx_packets: l.rx_packets.load(r),
-                    tx_packets: l.tx_packets.load(r),
-                    tx_drop_no_slave: l.tx_drop_no_slave.load(r),
-                    tx_drop_ring_full: l.tx_drop_ring_full.load(r),
-                    fill_starved: l.fill_starved.load(r),
+            logical: if self.logical_stats.is_empty() {
+                Default::default()
+            } else {
+                let l = &self.logical_stats;
+                crate::status::LogicalCounters {
+                    rx_packets: sum(l, |x| &x.rx_packets),
+                    tx_packets: sum(l, |x| &x.tx_packets),
+                    tx_drop_no_slave: sum(l, |x| &x.tx_drop_no_slave),
+                    tx_drop_ring_full: sum(l, |x| &x.tx_drop_ring_full),
+                    fill_starved: sum(l, |x| &x.fill_starved),
                     umem_frames: self.umem_frames,
-                })
-                .unwrap_or_default(),
+                }
+            },
         }
     }
 
@@ -1514,6 +1641,19 @@ impl Bond {
         }
         if new.mtu != old.mtu {
             why.push("mtu");
+        }
+        // The data plane's shape: sockets, threads, attach mode.
+        if new.workers != old.workers {
+            why.push("workers");
+        }
+        if new.worker_cpus != old.worker_cpus {
+            why.push("worker_cpus");
+        }
+        if new.busy_poll != old.busy_poll {
+            why.push("busy_poll");
+        }
+        if new.xdp_mode != old.xdp_mode {
+            why.push("xdp_mode");
         }
         if old.mode == Mode::Ieee8023ad && new != old {
             why.push("802.3ad options or slaves");
@@ -1656,9 +1796,9 @@ impl Bond {
         if let Some(mut x) = self.slaves[i].xdp.take() {
             x.detach();
         }
-        if let Some(tx) = &self.snap_tx {
-            let _ = tx.send(WorkerMsg::RemoveSlave(i));
-            self.wake.notify();
+        for w in &self.workers {
+            let _ = w.msgs.send(WorkerMsg::RemoveSlave(i));
+            w.wake.notify();
         }
         let s = self.slaves.remove(i);
         self.slave_stats.remove(i);
@@ -1718,29 +1858,44 @@ impl Bond {
                 let _ = sys::set_vlan_offload(name, Some(false), None);
             }
             net.set_up(l.index, true).await?;
-            let umem_fd = self
-                .slaves
-                .iter()
-                .flat_map(|s| s.sock_fds.iter())
-                .next()
-                .copied()
-                .or(self.logical_fd)
-                .context("no socket left to share the UMEM with")?;
             let mode = self.copy_mode.unwrap_or(CopyMode::Copy);
-            let mut socks = Vec::new();
-            for q in 0..sys::rx_queue_count(name) {
-                socks.push(Xsk::shared_with(umem_fd, mode, l.index, q, RingSizes::default())?);
+            let n = self.workers.len().max(1) as u32;
+            let nq = sys::rx_queue_count(name);
+            if nq < n {
+                bail!("workers: {n}: slave {name} has {nq} queue(s), fewer than the workers");
             }
+            // Per worker, its queues of the new slave, in its own UMEM.
+            let mut per_worker: Vec<Vec<Xsk>> = Vec::new();
+            for (w, wr) in self.workers.iter().enumerate() {
+                let umem_fd = wr
+                    .umem_fd
+                    .or_else(|| {
+                        // A single worker on a TAP: any slave's socket names the UMEM.
+                        self.slaves.iter().flat_map(|s| s.sock_fds.iter()).next().copied()
+                    })
+                    .context("no socket left to share the UMEM with")?;
+                let mut v = Vec::new();
+                for q in (0..nq).filter(|q| q % n == w as u32) {
+                    let x = Xsk::shared_with(umem_fd, mode, l.index, q, RingSizes::default())?;
+                    if self.cfg.busy_poll {
+                        x.set_busy_poll(BUSY_POLL_USECS, crate::dataplane::BATCH as u32)?;
+                    }
+                    v.push(x);
+                }
+                per_worker.push(v);
+            }
+            let socks: Vec<&Xsk> = per_worker.iter().flatten().collect();
             let mut port = XdpPort::load()?;
             for x in &socks {
                 port.register_socket(x.queue(), x.raw_fd())?;
             }
-            let am = port.attach(name, l.index, false)?;
+            let fds: Vec<_> = socks.iter().map(|x| x.raw_fd()).collect();
+            let am = attach_as_configured(&mut port, name, l.index, self.cfg.xdp_mode)?;
             info!(bond = %self.cfg.name, slave = %name, xdp = %am, af_xdp = %mode, queues = socks.len(), "slave added");
-            anyhow::Ok((socks, port))
+            anyhow::Ok((per_worker, fds, port))
         }
         .await;
-        let (socks, port) = match r {
+        let (per_worker, fds, port) = match r {
             Ok(v) => v,
             Err(e) => {
                 let s = self.slaves.pop().expect("pushed above");
@@ -1751,14 +1906,16 @@ impl Bond {
                 return Err(e.context(format!("adding slave {name}")));
             }
         };
-        self.slaves[i].sock_fds = socks.iter().map(|x| x.raw_fd()).collect();
+        self.slaves[i].sock_fds = fds;
         self.slaves[i].xdp = Some(port);
-        let stats = Arc::new(PortStats::default());
-        self.slave_stats.push(stats.clone());
-        if let Some(tx) = &self.snap_tx {
-            let _ = tx.send(WorkerMsg::AddSlave { socks, stats });
-            self.wake.notify();
+        let mut all = Vec::new();
+        for (w, socks) in self.workers.iter().zip(per_worker) {
+            let stats = Arc::new(PortStats::default());
+            all.push(stats.clone());
+            let _ = w.msgs.send(WorkerMsg::AddSlave { socks, stats });
+            w.wake.notify();
         }
+        self.slave_stats.push(all);
         let carrier = net
             .link_by_index(l.index)
             .await?

@@ -170,6 +170,8 @@ pub trait Sock: Send {
     fn kick_tx(&mut self) -> bool;
     /// Asks the kernel to look at the fill ring again.
     fn wake_rx(&mut self);
+    /// One busy-poll pass over the socket's NAPI context (`busy_poll`).
+    fn busy_poll(&mut self) {}
     /// fd to poll for readability, if any.
     fn poll_fd(&self) -> Option<RawFd>;
     /// Closes the socket and returns the frames the kernel held for it.
@@ -206,6 +208,9 @@ impl Sock for Xsk {
     }
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.raw_fd())
+    }
+    fn busy_poll(&mut self) {
+        Xsk::busy_poll(self);
     }
     fn reclaim(self) -> Vec<u64> {
         self.close_and_reclaim()
@@ -282,6 +287,11 @@ pub struct WorkerCtl<S> {
     pub stop: Arc<AtomicBool>,
     /// Written to wake the worker when it sleeps.
     pub wake: Arc<EventFd>,
+    /// CPU to pin the worker thread to (`worker_cpus`).
+    pub cpu: Option<u32>,
+    /// Preferred busy polling (`busy_poll: true`): never sleep, and drive
+    /// the RX sockets' NAPI from this thread once per batch.
+    pub busy_poll: bool,
 }
 
 /// Frame accounting summary: where every UMEM frame is.
@@ -425,6 +435,12 @@ impl<S: Sock> Worker<S> {
     /// Runs until `ctl.stop` is set. Returns itself so the caller decides
     /// when sockets and UMEM go away (after XDP is detached).
     pub fn run(mut self, ctl: WorkerCtl<S>) -> Self {
+        if let Some(cpu) = ctl.cpu {
+            match bondd_xdp::sys::pin_current_thread(cpu) {
+                Ok(()) => tracing::info!(cpu, "worker pinned"),
+                Err(e) => tracing::warn!(cpu, "pinning the worker: {e}"),
+            }
+        }
         self.prime();
         let mut idle: u32 = 0;
         let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(64);
@@ -443,9 +459,12 @@ impl<S: Sock> Worker<S> {
                 self.inject(inj.slave, &inj.frame);
                 work += 1;
             }
+            if ctl.busy_poll {
+                self.busy_poll_rx();
+            }
             work += self.step();
             self.publish();
-            if work > 0 {
+            if work > 0 || ctl.busy_poll {
                 idle = 0;
                 continue;
             }
@@ -527,6 +546,18 @@ impl<S: Sock> Worker<S> {
         // A stalled TX ring gets another kick after the sleep.
         for p in self.slaves.iter_mut().flatten() {
             p.last_kick_pending = 0;
+        }
+    }
+
+    /// Runs each RX socket's NAPI from this thread (preferred busy polling).
+    fn busy_poll_rx(&mut self) {
+        for p in self.slaves.iter_mut().flatten() {
+            p.sock.busy_poll();
+        }
+        if let Logical::Xsk(ports) = &mut self.logical {
+            for p in ports.iter_mut() {
+                p.sock.busy_poll();
+            }
         }
     }
 

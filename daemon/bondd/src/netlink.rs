@@ -288,10 +288,25 @@ impl Net {
     }
 
     /// Creates a veth pair.
-    pub async fn add_veth(&self, name: &str, peer: &str) -> Result<()> {
+    /// Creates a veth pair with `queues` RX and TX queues on each end (one
+    /// per data-plane worker).
+    pub async fn add_veth(&self, name: &str, peer: &str, queues: u32) -> Result<()> {
+        let q = queues.max(1);
+        let peer_msg = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .append_extra_attribute(LinkAttribute::NumTxQueues(q))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(q))
+            .build();
+        let msg = LinkVeth::new(name, peer)
+            .set_info_data(netlink_packet_route::link::InfoData::Veth(
+                netlink_packet_route::link::InfoVeth::Peer(peer_msg),
+            ))
+            .append_extra_attribute(LinkAttribute::NumTxQueues(q))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(q))
+            .build();
         self.handle
             .link()
-            .add(LinkVeth::new(name, peer).build())
+            .add(msg)
             .execute()
             .await
             .map_err(|e| anyhow!("creating veth pair {name}/{peer}: {e}"))

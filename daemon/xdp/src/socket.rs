@@ -286,6 +286,29 @@ fn setsockopt<T>(fd: RawFd, opt: libc::c_int, val: &T) -> io::Result<()> {
     }
 }
 
+fn sol_socket_opt(fd: RawFd, opt: libc::c_int, val: libc::c_int) -> io::Result<()> {
+    // SAFETY: `val` is a live c_int, the type every SOL_SOCKET integer
+    // option expects; the kernel copies its 4 bytes.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            &val as *const libc::c_int as *const libc::c_void,
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        Err(io::Error::new(
+            e.kind(),
+            format!("setsockopt SOL_SOCKET {opt}: {e}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 fn getsockopt<T>(fd: RawFd, opt: libc::c_int, out: &mut T) -> io::Result<usize> {
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: `out` is a live, writable value of `len` bytes.
@@ -567,6 +590,24 @@ impl Xsk {
                 std::ptr::null_mut(),
             );
         }
+    }
+
+    /// Turns on preferred busy polling for this socket (`busy_poll: true`):
+    /// the kernel then runs the device's NAPI when the worker calls
+    /// [`Xsk::busy_poll`], on the worker's CPU, instead of in softirq where
+    /// the packet arrived. `usecs` bounds each busy loop, `budget` the
+    /// frames per NAPI poll.
+    pub fn set_busy_poll(&self, usecs: u32, budget: u32) -> io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        sol_socket_opt(fd, libc::SO_PREFER_BUSY_POLL, 1)
+            .and_then(|()| sol_socket_opt(fd, libc::SO_BUSY_POLL, usecs as libc::c_int))
+            .and_then(|()| sol_socket_opt(fd, libc::SO_BUSY_POLL_BUDGET, budget as libc::c_int))
+    }
+
+    /// One busy-poll pass over the socket's NAPI context (a non-blocking
+    /// zero-length recvfrom): per batch, only with `busy_poll: true`.
+    pub fn busy_poll(&self) {
+        self.wake_rx();
     }
 
     /// The kernel's counters for this socket.

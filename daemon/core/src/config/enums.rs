@@ -163,6 +163,17 @@ kernel_enum! {
 }
 
 kernel_enum! {
+    /// How XDP attaches to the slaves (`xdp_mode`). Not a kernel option:
+    /// `auto` tries the driver's native mode and falls back to generic
+    /// (skb) mode; the other two insist.
+    XdpMode("xdp_mode", default Auto) {
+        Auto = 0 => "auto",
+        Native = 1 => "native",
+        Generic = 2 => "generic",
+    }
+}
+
+kernel_enum! {
     /// When a returning primary takes over again (`primary_reselect`).
     PrimaryReselect("primary_reselect", default Always) {
         Always = 0 => "always",

@@ -23,7 +23,7 @@ use std::str::FromStr;
 
 pub use enums::{
     AdSelect, ArpAllTargets, ArpValidate, FailOverMac, InterfaceKind, LacpRate, Mode,
-    ParseEnumError, PrimaryReselect, XmitHashPolicy, XmitHashTable,
+    ParseEnumError, PrimaryReselect, XdpMode, XmitHashPolicy, XmitHashTable,
 };
 
 use node::Node;
@@ -167,6 +167,17 @@ pub struct BondConfig {
     pub broadcast_neighbor: bool,
     pub tlb_dynamic_lb: bool,
     pub lp_interval: u32,
+    /// bondd-only: data-plane worker threads. Worker `w` owns queue `q` of
+    /// every slave where `q % workers == w`, and queue `w` of the logical
+    /// veth, so each needs at least that many queues.
+    pub workers: u32,
+    /// bondd-only: the CPU each worker is pinned to; empty = not pinned.
+    pub worker_cpus: Vec<u32>,
+    /// bondd-only: preferred busy polling; the workers never sleep and run
+    /// the slaves' NAPI themselves (a core each at 100%).
+    pub busy_poll: bool,
+    /// bondd-only: how the XDP program attaches to the slaves.
+    pub xdp_mode: XdpMode,
     /// Canonical names (kernel option names, plus `name`, `slaves`,
     /// `interface`, `mac`, `mtu`, `addresses`, `gateway`) given in the file,
     /// so the daemon can refuse options it does not implement yet without
@@ -218,6 +229,10 @@ impl BondConfig {
             broadcast_neighbor: false,
             tlb_dynamic_lb: true,
             lp_interval: 1,
+            workers: 1,
+            worker_cpus: Vec::new(),
+            busy_poll: false,
+            xdp_mode: XdpMode::Auto,
             explicit: BTreeSet::new(),
         }
     }
@@ -324,6 +339,10 @@ const BOND_KEYS: &[&str] = &[
     "addresses",
     "gateway",
     "options",
+    "workers",
+    "worker_cpus",
+    "busy_poll",
+    "xdp_mode",
 ];
 
 /// Error/warning sink for one file.

@@ -7,8 +7,8 @@ use super::enums::KernelEnum;
 use super::node::Node;
 use super::{
     AdSelect, ArpAllTargets, ArpValidate, BOND_KEYS, BondConfig, Cx, FailOverMac, InterfaceKind,
-    IpPrefix, LacpRate, Limits, Mode, PrimaryReselect, XmitHashPolicy, XmitHashTable, check_ifname,
-    format_mac, parse_mac,
+    IpPrefix, LacpRate, Limits, Mode, PrimaryReselect, XdpMode, XmitHashPolicy, XmitHashTable,
+    check_ifname, format_mac, parse_mac,
 };
 
 /// Canonical kernel options. Aliases map onto these.
@@ -540,6 +540,22 @@ pub(super) fn parse_bond(
                 Ok(g) => cfg.gateways = g,
                 Err(e) => cx.err(bond, k, e),
             },
+            "workers" => match small_count(value, 1, MAX_WORKERS, "a number of worker threads") {
+                Ok(n) => cfg.workers = n,
+                Err(e) => cx.err(bond, k, e),
+            },
+            "worker_cpus" => match cpu_list(value) {
+                Ok(v) => cfg.worker_cpus = v,
+                Err(e) => cx.err(bond, k, e),
+            },
+            "busy_poll" => match boolean(value) {
+                Ok(b) => cfg.busy_poll = b,
+                Err(e) => cx.err(bond, k, e),
+            },
+            "xdp_mode" => match enumv::<XdpMode>(value) {
+                Ok(v) => cfg.xdp_mode = v,
+                Err(e) => cx.err(bond, k, e),
+            },
             "options" => match value {
                 Node::Str(text) => match split_options(text) {
                     Ok(pairs) => {
@@ -786,6 +802,27 @@ fn check_bond(
     limits: &Limits,
 ) {
     let bond = Some(label);
+    if !cfg.worker_cpus.is_empty() && cfg.worker_cpus.len() != cfg.workers as usize {
+        cx.err(
+            bond,
+            Some("worker_cpus"),
+            format!(
+                "lists {} CPU(s) for {} worker(s); give one CPU per worker, or none",
+                cfg.worker_cpus.len(),
+                cfg.workers
+            ),
+        );
+    }
+    if cfg.workers > 1 && cfg.interface == InterfaceKind::Tap {
+        cx.err(
+            bond,
+            Some("workers"),
+            format!(
+                "{} workers need `interface: veth`: a TAP has one queue, which one worker reads",
+                cfg.workers
+            ),
+        );
+    }
     if cfg.miimon > 0 && cfg.arp_interval > 0 {
         cx.err(
             bond,
@@ -951,6 +988,39 @@ fn parse_slaves(cx: &mut Cx<'_>, bond: Option<&str>, node: &Node, cfg: &mut Bond
             format!("`{}` cannot be a slave of itself", cfg.name),
         );
     }
+}
+
+/// Most data-plane workers per bond: one per queue of a large NIC.
+pub const MAX_WORKERS: u32 = 64;
+
+/// A count that is not a kernel option (so the message names no kernel range).
+fn small_count(node: &Node, min: u32, max: u32, what: &str) -> Result<u32, String> {
+    match node {
+        Node::Int(i) if *i >= i128::from(min) && *i <= i128::from(max) => Ok(*i as u32),
+        Node::Int(i) => Err(format!("{i} is out of range ({min}..={max})")),
+        other => Err(format!("expected {what}, got {}", other.describe())),
+    }
+}
+
+/// `worker_cpus: [1, 2]`: distinct CPU numbers.
+fn cpu_list(node: &Node) -> Result<Vec<u32>, String> {
+    let Node::Seq(items) = node else {
+        return Err(format!(
+            "expected a list of CPU numbers like [1, 2], got {}",
+            node.describe()
+        ));
+    };
+    let mut out = Vec::new();
+    for it in items {
+        let c = small_count(it, 0, 4095, "a CPU number")?;
+        if out.contains(&c) {
+            return Err(format!(
+                "CPU {c} is listed twice; each worker needs its own CPU"
+            ));
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
 fn bond_mac(node: &Node) -> Result<[u8; 6], String> {

@@ -806,3 +806,51 @@ fn lacp_fallback_ab_is_a_bondd_extension() {
         e[0]
     );
 }
+
+#[test]
+fn data_plane_keys_are_bondd_extensions_with_checked_values() {
+    let b = one(&bond("mode: 1"));
+    assert_eq!(
+        (b.workers, b.worker_cpus.clone(), b.busy_poll, b.xdp_mode),
+        (1, vec![], false, XdpMode::Auto)
+    );
+    let b = one(&bond(
+        "workers: 2\nworker_cpus: [1, 3]\nbusy_poll: true\nxdp_mode: generic",
+    ));
+    assert_eq!(
+        (b.workers, b.worker_cpus.clone(), b.busy_poll, b.xdp_mode),
+        (2, vec![1, 3], true, XdpMode::Generic)
+    );
+    assert!(b.explicitly_set("workers") && b.explicitly_set("busy_poll"));
+    one_err(
+        &bond("workers: 0"),
+        "workers",
+        &["0 is out of range (1..=64)"],
+    );
+    one_err(
+        &bond("workers: two"),
+        "workers",
+        &["expected a number of worker threads"],
+    );
+    one_err(
+        &bond("workers: 2\nworker_cpus: [1]"),
+        "worker_cpus",
+        &["lists 1 CPU(s) for 2 worker(s)"],
+    );
+    one_err(
+        &bond("workers: 2\nworker_cpus: [1, 1]"),
+        "worker_cpus",
+        &["CPU 1 is listed twice"],
+    );
+    one_err(
+        &bond("workers: 2\ninterface: tap"),
+        "workers",
+        &["need `interface: veth`"],
+    );
+    one_err(
+        &bond("xdp_mode: drv"),
+        "xdp_mode",
+        &["expected one of auto/0, native/1, generic/2"],
+    );
+    one_err(&bond("busy_poll: maybe"), "busy_poll", &[]);
+}

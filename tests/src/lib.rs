@@ -1019,6 +1019,8 @@ pub struct TopologyOpts {
     pub flood_to_bond_ports: bool,
     /// Slaves beyond s0 and s1 (s2, s3, ...), wired like them.
     pub extra_slaves: usize,
+    /// RX and TX queues of each slave veth and its peer (0 = the default, 1).
+    pub queues: u32,
 }
 
 impl Topology {
@@ -1048,16 +1050,25 @@ impl Topology {
         let pairs = [(&n.s0, &n.p0), (&n.s1, &n.p1)]
             .into_iter()
             .chain(n.extra.iter().map(|(s, p)| (s, p)));
+        let q = opts.queues.max(1).to_string();
         for (s, p) in pairs {
             b.ip(&[
                 "link",
                 "add",
                 s,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
                 "type",
                 "veth",
                 "peer",
                 "name",
                 p,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
                 "netns",
                 sw.name(),
             ]);

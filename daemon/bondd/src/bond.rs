@@ -109,6 +109,25 @@ fn sum(v: &[Arc<PortStats>], f: fn(&PortStats) -> &std::sync::atomic::AtomicU64)
 /// How long one busy-poll pass may spin in the kernel (`busy_poll: true`).
 const BUSY_POLL_USECS: u32 = 20;
 
+/// Frames one copy-mode TX kick may send: a whole batch (and then some),
+/// so a batch costs one sendto instead of two at the kernel's default 32.
+const TX_BUDGET: u32 = 4 * crate::dataplane::BATCH as u32;
+
+/// Per-socket kernel settings: the TX budget, and busy polling if asked.
+fn tune_socket(x: &Xsk, cfg: &BondConfig) -> Result<()> {
+    if x.mode() == CopyMode::Copy {
+        if let Err(e) = x.set_tx_budget(TX_BUDGET) {
+            // Before Linux 6.17 the kernel sends 32 per kick; still correct.
+            tracing::debug!("XDP_MAX_TX_SKB_BUDGET not set: {e}");
+        }
+    }
+    if cfg.busy_poll {
+        x.set_busy_poll(BUSY_POLL_USECS, crate::dataplane::BATCH as u32)
+            .context("busy_poll: setting SO_PREFER_BUSY_POLL")?;
+    }
+    Ok(())
+}
+
 /// Attaches a slave's XDP program as `xdp_mode` says.
 fn attach_as_configured(
     port: &mut XdpPort,
@@ -588,14 +607,11 @@ impl Bond {
 
         self.copy_mode = Some(copy_mode);
         self.umem_frames = wsocks.iter().map(|w| u64::from(w.umem.frame_count())).sum();
-        if self.cfg.busy_poll {
-            for x in wsocks
-                .iter()
-                .flat_map(|w| w.slaves.iter().flatten().chain(w.logical.iter()))
-            {
-                x.set_busy_poll(BUSY_POLL_USECS, crate::dataplane::BATCH as u32)
-                    .context("busy_poll: setting SO_PREFER_BUSY_POLL")?;
-            }
+        for x in wsocks
+            .iter()
+            .flat_map(|w| w.slaves.iter().flatten().chain(w.logical.iter()))
+        {
+            tune_socket(x, &self.cfg)?;
         }
 
         // 5. XDP programs: load, register every worker's sockets, attach
@@ -1877,9 +1893,7 @@ impl Bond {
                 let mut v = Vec::new();
                 for q in (0..nq).filter(|q| q % n == w as u32) {
                     let x = Xsk::shared_with(umem_fd, mode, l.index, q, RingSizes::default())?;
-                    if self.cfg.busy_poll {
-                        x.set_busy_poll(BUSY_POLL_USECS, crate::dataplane::BATCH as u32)?;
-                    }
+                    tune_socket(&x, &self.cfg)?;
                     v.push(x);
                 }
                 per_worker.push(v);

@@ -29,8 +29,13 @@ pub const MAX_SLAVES: usize = 32;
 pub const ETH_P_SLOW: u16 = 0x8809;
 /// Busy iterations without work before the worker sleeps in poll.
 const SPIN_BEFORE_SLEEP: u32 = 256;
-/// poll timeout when idle; bounds how late a stalled TX ring is retried.
+/// poll timeout when idle with frames waiting on a TX ring; bounds how late
+/// a stalled ring (dead link) is retried.
 const IDLE_POLL_MS: i32 = 10;
+/// poll timeout when idle with nothing pending: every event that matters
+/// (frames, snapshots, injected frames, stop) wakes the worker anyway, so
+/// this only keeps an idle bond's CPU use near zero.
+const IDLE_POLL_LONG_MS: i32 = 1000;
 /// TX kicks per ring per step: a batch of 64 needs two in copy mode.
 const MAX_KICKS_PER_STEP: u32 = 4;
 
@@ -473,8 +478,13 @@ impl<S: Sock> Worker<S> {
                 std::hint::spin_loop();
                 continue;
             }
-            self.sleep(&ctl, &mut pollfds);
-            idle = 0;
+            // Woken by a timeout, nothing happened: sleep again after one
+            // pass instead of spinning (an idle bond costs ~no CPU).
+            idle = if self.sleep(&ctl, &mut pollfds) {
+                0
+            } else {
+                SPIN_BEFORE_SLEEP - 1
+            };
         }
         self.publish();
         self
@@ -516,7 +526,9 @@ impl<S: Sock> Worker<S> {
         }
     }
 
-    fn sleep(&mut self, ctl: &WorkerCtl<S>, pollfds: &mut Vec<libc::pollfd>) {
+    /// Sleeps until a socket or the control plane has something; false if
+    /// it woke by timeout.
+    fn sleep(&mut self, ctl: &WorkerCtl<S>, pollfds: &mut Vec<libc::pollfd>) -> bool {
         pollfds.clear();
         let mut push = |fd: RawFd| {
             pollfds.push(libc::pollfd {
@@ -541,12 +553,26 @@ impl<S: Sock> Worker<S> {
             }
             Logical::Tap(t) => push(t.raw_fd()),
         }
-        let _ = bondd_xdp::poll_readable(pollfds, IDLE_POLL_MS);
+        let mut pending = self
+            .slaves
+            .iter_mut()
+            .flatten()
+            .any(|p| p.sock.tx().outstanding() > 0);
+        if let Logical::Xsk(ports) = &mut self.logical {
+            pending |= ports.iter_mut().any(|p| p.sock.tx().outstanding() > 0);
+        }
+        let timeout = if pending {
+            IDLE_POLL_MS
+        } else {
+            IDLE_POLL_LONG_MS
+        };
+        let woke = bondd_xdp::poll_readable(pollfds, timeout).unwrap_or(0) > 0;
         ctl.wake.drain();
         // A stalled TX ring gets another kick after the sleep.
         for p in self.slaves.iter_mut().flatten() {
             p.last_kick_pending = 0;
         }
+        woke
     }
 
     /// Runs each RX socket's NAPI from this thread (preferred busy polling).

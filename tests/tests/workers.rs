@@ -219,3 +219,55 @@ fn more_workers_than_slave_queues_is_refused_before_anything_changes() {
         t.b.exec_ok(&["cat", &format!("/sys/class/net/{}/address", t.n.s0)]);
     assert_eq!(mac_before, mac_after, "slave MAC must be untouched");
 }
+
+#[test]
+fn generic_xdp_and_busy_poll_forward_every_datagram() {
+    if !require_root() {
+        return;
+    }
+    let _serial = bondd_tests::setup!();
+    let t = Topology::new();
+    let mut cfg = BondConfig::active_backup(&t);
+    cfg.extra.push("xdp_mode: generic".into());
+    cfg.extra.push("busy_poll: true".into());
+    let yaml = cfg.to_yaml();
+    println!("config:\n{yaml}");
+    let mut bondd = Bondd::start(&t.b, &yaml);
+    bondd.wait_ready(READY_TIMEOUT);
+    for s in t.slaves() {
+        let d = t.b.link_details(s);
+        assert!(
+            d.contains("xdpgeneric"),
+            "{s} should run XDP in generic mode: {d}"
+        );
+    }
+    let attached = bondd.log_lines_with(&["slave attached"]);
+    assert!(
+        attached.len() == 2 && attached.iter().all(|l| l.contains("xdp=generic")),
+        "attach lines: {attached:?}"
+    );
+    assert!(
+        bondd.log().contains("busy_poll=true"),
+        "busy polling not reported; log:\n{}",
+        bondd.log()
+    );
+    for (from, to, dst) in [(&t.b, "H", HOST_V4), (&t.h, "bond0", BOND_V4)] {
+        let got = from.ping(dst, 5, Duration::from_secs(8));
+        assert!(got >= 4, "ping {to} at {dst}: {got}/5 answered");
+    }
+    for (rx_ns, tx_ns, dst, port) in [(&t.b, &t.h, BOND_V4, 9410), (&t.h, &t.b, HOST_V4, 9411)] {
+        let bind = sockaddr(dst, port);
+        let rx = UdpReceiver::start(rx_ns, &bind, N, PPS, Duration::from_secs(N / PPS + 5));
+        let tx = UdpSender::start_flows(tx_ns, &bind, PPS, N, 22000, FLOWS);
+        tx.finish();
+        let rep = rx.finish();
+        println!("to {bind}: {}", rep.line);
+        assert_eq!(rep.received(), N, "to {bind}: {}", rep.line);
+    }
+    let st = bondd.sigterm_and_wait();
+    assert_eq!(st.code(), Some(0), "exit; log:\n{}", bondd.log());
+    assert!(
+        !t.b.has_xdp(&t.n.s0) && !t.b.has_xdp(&t.n.s1),
+        "XDP must be detached at exit"
+    );
+}

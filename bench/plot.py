@@ -117,7 +117,7 @@ def markdown(res, meta):
     out.append(f"- Machine: {meta.get('cpu', '?')}, {meta.get('nproc', '?')} CPUs, {meta.get('mem', '?')}; "
                f"kernel {meta.get('kernel', '?')}; {meta.get('os', '?')}")
     out.append(f"- Load average at start / end: {meta.get('load_start', '?')} / {meta.get('load_end', '?')}")
-    out.append(f"- Command: `{meta.get('command', '?')}`")
+    out.append(f"- Command: `{meta.get('command', '?')}`; RX/TX queues per veth: {meta.get('queues', '1')}")
     out.append(f"- bondd {meta.get('bondd', '?')}; DPDK {meta.get('dpdk', '?')} (testpmd, bonding PMD); "
                f"trafgen {meta.get('trafgen', '?')}; Open vSwitch {meta.get('ovs', '?')}")
     out.append(f"- Each cell: median (min–max) of {meta.get('runs', '?')} runs; each run counts over a "

@@ -22,7 +22,9 @@
 # Usage (root): bench/run.sh [--runs N] [--secs S] [--modes m1,m2]
 #                  [--sizes 64,1500] [--subjects bondd,dpdk,ceiling] [--quick]
 # Env: BONDD_BIN, BDT_UDP (binaries), BONDD_EXTRA (extra YAML lines for the
-#      bond, newline-separated, e.g. "workers: 2"), IDLE_SECS (default 10).
+#      bond, newline-separated, e.g. "workers: 2"), SLAVE_QUEUES (RX/TX
+#      queues per veth; default: the `workers:` of BONDD_EXTRA, else 1),
+#      IDLE_SECS (default 10), KEEP_TMP=1 (keep the logs in /tmp/bbr<PID>.*).
 #
 # Bounded: every trafgen runs under `timeout`, every wait loop is bounded,
 # and a watchdog ends the run at a global deadline. Everything it creates
@@ -37,6 +39,8 @@ MODES=active-backup,balance-rr,balance-xor,broadcast,802.3ad
 SIZES=64,1500
 SUBJECTS=bondd,dpdk,ceiling
 IDLE_SECS=${IDLE_SECS:-10}
+QUEUES=${SLAVE_QUEUES:-$(sed -n 's/^[[:space:]]*workers:[[:space:]]*\([0-9]\{1,\}\).*/\1/p' <<< "${BONDD_EXTRA:-}" | head -n 1)}
+QUEUES=${QUEUES:-1}
 
 usage() { sed -n '2,/^set -E/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -65,8 +69,9 @@ done
 for s in "${SUBJ_LIST[@]}"; do
   case $s in bondd|dpdk|ceiling) ;; *) echo "run.sh: unknown subject $s" >&2; exit 2 ;; esac
 done
-[[ $RUNS =~ ^[1-9][0-9]*$ && $SECS =~ ^[1-9][0-9]*$ && $IDLE_SECS =~ ^[1-9][0-9]*$ ]] ||
-  { echo "run.sh: --runs, --secs and IDLE_SECS must be positive integers" >&2; exit 2; }
+[[ $RUNS =~ ^[1-9][0-9]*$ && $SECS =~ ^[1-9][0-9]*$ && $IDLE_SECS =~ ^[1-9][0-9]*$ && $QUEUES =~ ^[1-9][0-9]*$ ]] ||
+  { echo "run.sh: --runs, --secs, IDLE_SECS and SLAVE_QUEUES must be positive integers" >&2; exit 2; }
+FO_RUNS=$(( RUNS > 3 ? RUNS : 3 ))   # failover: at least 3 runs
 has() { local x=$1; shift; local y; for y in "$@"; do [ "$x" = "$y" ] && return 0; done; return 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -95,7 +100,7 @@ fi
 for m in "${MODE_LIST[@]}"; do
   if has bondd "${SUBJ_LIST[@]}"; then
     TOTAL=$((TOTAL + N_DIR * n_sizes * RUNS + 1)); EST=$((EST + N_DIR * n_sizes * RUNS * RUN_COST + IDLE_SECS + 6))
-    if [ "$m" = active-backup ]; then TOTAL=$((TOTAL + RUNS)); EST=$((EST + RUNS * 8 + 3)); fi
+    if [ "$m" = active-backup ]; then TOTAL=$((TOTAL + FO_RUNS)); EST=$((EST + FO_RUNS * 6 + 3)); fi
   fi
   if has dpdk "${SUBJ_LIST[@]}"; then
     TOTAL=$((TOTAL + N_DIR * n_sizes * RUNS)); EST=$((EST + N_DIR * n_sizes * RUNS * RUN_COST + 10))
@@ -186,14 +191,14 @@ csv() { local IFS=,; echo "$*" >> "$CSV"; }
 na() { # subject mode reason -- marks the (subject, mode) cells n/a, skips their steps
   local subj=$1 mode=$2 reason=${3//,/;} n
   n=$((N_DIR * n_sizes * RUNS))
-  [ "$subj" = bondd ] && { n=$((n + 1)); [ "$mode" = active-backup ] && n=$((n + RUNS)); }
+  [ "$subj" = bondd ] && { n=$((n + 1)); [ "$mode" = active-backup ] && n=$((n + FO_RUNS)); }
   STEP=$((STEP + n))
   printf '[%d/%d] %s %s: n/a (%s)\n' "$STEP" "$TOTAL" "$subj" "$mode" "$3"
   csv na "$subj" "$mode" - - - - - - - - - "$reason"
 }
 elapsed() { echo $(( $(date +%s) - T_START )); }
 
-echo "run.sh: $RUNS run(s) x ${SECS}s; modes: ${MODE_LIST[*]}; sizes: ${SIZE_LIST[*]}; subjects: ${SUBJ_LIST[*]}"
+echo "run.sh: $RUNS run(s) x ${SECS}s; modes: ${MODE_LIST[*]}; sizes: ${SIZE_LIST[*]}; subjects: ${SUBJ_LIST[*]}; queues per slave: $QUEUES"
 echo "run.sh: $TOTAL steps, estimated total $((EST / 60)) min $((EST % 60)) s (hard limit ${LIMIT}s); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -208,7 +213,8 @@ for n in "$GEN" "$DUT"; do
   ip netns exec "$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 done
 for i in 0 1; do
-  ip -n "$GEN" link add "g$i" type veth peer name "s$i" netns "$DUT"
+  ip -n "$GEN" link add "g$i" numtxqueues "$QUEUES" numrxqueues "$QUEUES" type veth \
+    peer name "s$i" netns "$DUT" numtxqueues "$QUEUES" numrxqueues "$QUEUES"
   ip -n "$GEN" link set "g$i" address "02:00:00:00:0a:0$i"
   ip -n "$DUT" link set "s$i" address "02:00:00:00:0b:0$i"
   ip -n "$GEN" link set "g$i" up
@@ -296,7 +302,8 @@ measure_subject() {
 # ---------------------------------------------------------------- ceilings
 ceilings() {
   local o size r ifx_up ifx_dn
-  nd ip link add cb0 type veth peer name cf0
+  nd ip link add cb0 numtxqueues "$QUEUES" numrxqueues "$QUEUES" type veth \
+    peer name cf0 numtxqueues "$QUEUES" numrxqueues "$QUEUES"
   nd ip link set cb0 address "$BMAC"
   nd ip link set cf0 address 02:00:00:00:0c:0f
   nd ip addr add "$BIP/24" dev cb0
@@ -442,7 +449,7 @@ bondd_failover() { # active-backup under a 50 kpps stream; the active slave's fa
   ng ip link set br0 up
   ng ip addr add "$GIP/24" dev br0
   ng ethtool -K br0 tx off >/dev/null 2>&1 || true
-  for r in $(seq "$RUNS"); do
+  for r in $(seq "$FO_RUNS"); do
     ng timeout 5 "$UDP" ping --dst "$BIP" --count 3 --interval-ms 100 >/dev/null 2>&1 || true
     ip netns exec "$DUT" timeout 20 "$UDP" recv --bind "$BIP:9000" --expect "$count" --timeout-ms 12000 --pps 50000 \
       > "$TMP/recv.out" 2> "$TMP/recv.err" &
@@ -457,7 +464,7 @@ bondd_failover() { # active-backup under a 50 kpps stream; the active slave's fa
     wait "$rp" 2>/dev/null || true
     out=$(tr -d '\n' < "$TMP/recv.out")
     lw=$(sed -n 's/.*loss_window_ms=\([0-9.]*\).*/\1/p' <<< "$out")
-    step "bondd active-backup failover under 50 kpps run $r/$RUNS: loss_window_ms=${lw:-?} ($out)"
+    step "bondd active-backup failover under 50 kpps run $r/$FO_RUNS: loss_window_ms=${lw:-?} ($out)"
     csv failover bondd active-backup up 64 "$r" - - - - "${lw:-}" ms "${out//,/;}"
     ng ip link set g0 up
     # wait (bounded) for the primary s0 to be active again
@@ -509,8 +516,8 @@ dpdk_start() { # mode -> 0 ready, 1 not (reason in $WHY)
   if [ "$num" = 4 ]; then
     # af_packet slaves cannot carry mode 4's LACP well; af_xdp slaves cannot
     # take the slave MAC changes modes 0-3 need (no mac_addr_set in 22.11).
-    s0=net_af_xdp0,iface=s0,start_queue=0,queue_count=1
-    s1=net_af_xdp1,iface=s1,start_queue=0,queue_count=1
+    s0=net_af_xdp0,iface=s0,start_queue=0,queue_count=$QUEUES
+    s1=net_af_xdp1,iface=s1,start_queue=0,queue_count=$QUEUES
   else
     s0=net_af_packet0,iface=s0,qpairs=1
     s1=net_af_packet1,iface=s1,qpairs=1
@@ -630,6 +637,7 @@ T_END=$(date +%s)
   echo "runs=$RUNS"
   echo "secs=$SECS"
   echo "idle_secs=$IDLE_SECS"
+  echo "queues=$QUEUES"
   echo "duration_s=$((T_END - T_START))"
   echo "bondd=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- daemon ebpf 2>/dev/null || echo ' (+ uncommitted changes)'), binary $(date -u -r "$BONDD" '+%Y-%m-%d %H:%M' 2>/dev/null || echo '?')"
   echo "dpdk=$(dpkg-query -W -f '${Version}' dpdk-dev 2>/dev/null || echo '?')"

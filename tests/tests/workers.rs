@@ -230,10 +230,25 @@ fn generic_xdp_and_busy_poll_forward_every_datagram() {
     let mut cfg = BondConfig::active_backup(&t);
     cfg.extra.push("xdp_mode: generic".into());
     cfg.extra.push("busy_poll: true".into());
+    let napi = |s: &str| {
+        let r = |f: &str| {
+            t.b.exec_ok(&["cat", &format!("/sys/class/net/{s}/{f}")])
+                .trim()
+                .to_string()
+        };
+        (r("napi_defer_hard_irqs"), r("gro_flush_timeout"))
+    };
+    let before = napi(&t.n.s0);
     let yaml = cfg.to_yaml();
     println!("config:\n{yaml}");
     let mut bondd = Bondd::start(&t.b, &yaml);
     bondd.wait_ready(READY_TIMEOUT);
+    // Preferred busy polling: the kernel's documented NAPI settings.
+    assert_eq!(
+        napi(&t.n.s0),
+        ("2".into(), "200000".into()),
+        "busy_poll NAPI settings"
+    );
     for s in t.slaves() {
         let d = t.b.link_details(s);
         assert!(
@@ -270,4 +285,5 @@ fn generic_xdp_and_busy_poll_forward_every_datagram() {
         !t.b.has_xdp(&t.n.s0) && !t.b.has_xdp(&t.n.s1),
         "XDP must be detached at exit"
     );
+    assert_eq!(napi(&t.n.s0), before, "NAPI settings restored at exit");
 }

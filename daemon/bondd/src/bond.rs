@@ -90,6 +90,42 @@ fn set_ipv6_disabled(dev: &str, on: bool) {
     }
 }
 
+/// `napi_defer_hard_irqs` and `gro_flush_timeout` for `busy_poll`: the
+/// kernel's documented values for preferred busy polling (the device's
+/// interrupts stay masked while the application polls; a 200 µs watchdog
+/// takes over if it stops).
+const BUSY_POLL_NAPI: (u32, u64) = (2, 200_000);
+
+/// Reads a device's NAPI settings, only if /sys shows this namespace's
+/// device (sysfs follows the mount namespace, not the network namespace).
+fn napi_settings(dev: &str, ifindex: u32) -> Option<(u32, u64)> {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{dev}/{f}"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if read("ifindex")? != u64::from(ifindex) {
+        warn!(slave = %dev, "busy_poll: /sys is not this namespace's; NAPI settings left alone");
+        return None;
+    }
+    Some((
+        read("napi_defer_hard_irqs")? as u32,
+        read("gro_flush_timeout")?,
+    ))
+}
+
+/// Writes what [`napi_settings`] read (only called when it read them).
+fn set_napi_settings(dev: &str, (defer, flush): (u32, u64)) {
+    for (f, v) in [
+        ("napi_defer_hard_irqs", u64::from(defer)),
+        ("gro_flush_timeout", flush),
+    ] {
+        if let Err(e) = std::fs::write(format!("/sys/class/net/{dev}/{f}"), v.to_string()) {
+            warn!(slave = %dev, "setting {f}={v}: {e}");
+        }
+    }
+}
+
 /// A slave must not speak for itself: with IPv6 on, the kernel sends router
 /// solicitations, MLD reports and DAD probes from the slave with the bond
 /// MAC as source, and a switch then learns the bond MAC on a backup port and
@@ -324,6 +360,9 @@ async fn restore_slave(net: &Net, l: &LinkInfoView, s: &SavedSlave) {
     if s.ipv6_disabled == Some(false) {
         set_ipv6_disabled(&s.name, false);
     }
+    if let Some(n) = s.napi {
+        set_napi_settings(&s.name, n);
+    }
     if let Some(rx) = s.rxvlan
         && let Ok((now_rx, _)) = sys::vlan_offload(&s.name)
         && now_rx != rx
@@ -515,6 +554,11 @@ impl Bond {
                     allmulti: l.allmulti,
                     rxvlan: sys::vlan_offload(s).ok().map(|(rx, _)| rx),
                     ipv6_disabled: ipv6_disabled(s),
+                    napi: if self.cfg.busy_poll {
+                        napi_settings(s, l.index)
+                    } else {
+                        None
+                    },
                 },
                 xdp: None,
                 speed,
@@ -571,6 +615,9 @@ impl Bond {
         // multicast, since the host's multicast list is on bond0, not on them.
         for s in &self.slaves {
             quiet_slave_ipv6(&s.name, s.saved.ipv6_disabled);
+            if s.saved.napi.is_some() {
+                set_napi_settings(&s.name, BUSY_POLL_NAPI);
+            }
             net.set_mac(s.index, self.mac)
                 .await
                 .with_context(|| format!("setting bond MAC on slave {}", s.name))?;
@@ -1853,6 +1900,11 @@ impl Bond {
             allmulti: l.allmulti,
             rxvlan: sys::vlan_offload(name).ok().map(|(rx, _)| rx),
             ipv6_disabled: ipv6_disabled(name),
+            napi: if self.cfg.busy_poll {
+                napi_settings(name, l.index)
+            } else {
+                None
+            },
         };
         self.slaves.push(SlaveRt {
             name: name.to_string(),
@@ -1867,6 +1919,9 @@ impl Bond {
         let i = self.slaves.len() - 1;
         let r = async {
             quiet_slave_ipv6(name, saved.ipv6_disabled);
+            if saved.napi.is_some() {
+                set_napi_settings(name, BUSY_POLL_NAPI);
+            }
             net.set_mac(l.index, self.mac).await?;
             net.set_mtu(l.index, self.cfg.mtu).await?;
             net.set_flags(l.index, saved.promisc, true).await?;

@@ -30,6 +30,9 @@ pub struct SavedSlave {
     pub rxvlan: Option<bool>,
     /// `net.ipv6.conf.<slave>.disable_ipv6` before enslaving.
     pub ipv6_disabled: Option<bool>,
+    /// `napi_defer_hard_irqs` and `gro_flush_timeout` before bondd changed
+    /// them for `busy_poll` (None: not changed).
+    pub napi: Option<(u32, u64)>,
 }
 
 /// The state file of one bond.
@@ -57,7 +60,7 @@ impl BondState {
         for sl in &self.slaves {
             let _ = writeln!(
                 s,
-                "slave={} mac={} mtu={} up={} promisc={} allmulti={}{}{}",
+                "slave={} mac={} mtu={} up={} promisc={} allmulti={}{}{}{}",
                 sl.name,
                 mac_str(&sl.mac),
                 sl.mtu,
@@ -70,6 +73,10 @@ impl BondState {
                 },
                 match sl.ipv6_disabled {
                     Some(v) => format!(" ipv6_disabled={}", u8::from(v)),
+                    None => String::new(),
+                },
+                match sl.napi {
+                    Some((d, g)) => format!(" napi_defer_hard_irqs={d} gro_flush_timeout={g}"),
                     None => String::new(),
                 }
             );
@@ -104,6 +111,7 @@ impl BondState {
                     allmulti: false,
                     rxvlan: None,
                     ipv6_disabled: None,
+                    napi: None,
                 };
                 for kv in parts {
                     let (k, v) = kv.split_once('=').context("slave field")?;
@@ -115,6 +123,14 @@ impl BondState {
                         "allmulti" => sl.allmulti = v == "1",
                         "rxvlan" => sl.rxvlan = Some(v == "1"),
                         "ipv6_disabled" => sl.ipv6_disabled = Some(v == "1"),
+                        "napi_defer_hard_irqs" => {
+                            let g = sl.napi.map_or(0, |n| n.1);
+                            sl.napi = Some((v.parse().context("napi_defer_hard_irqs")?, g));
+                        }
+                        "gro_flush_timeout" => {
+                            let d = sl.napi.map_or(0, |n| n.0);
+                            sl.napi = Some((d, v.parse().context("gro_flush_timeout")?));
+                        }
                         other => bail!("unknown slave field {other}"),
                     }
                 }
@@ -186,6 +202,7 @@ mod tests {
                 allmulti: true,
                 rxvlan: Some(true),
                 ipv6_disabled: Some(false),
+                napi: Some((0, 20000)),
             }],
         };
         assert_eq!(BondState::decode(&st.encode()).unwrap(), st);

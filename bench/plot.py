@@ -231,11 +231,12 @@ def svg(res):
     groups = [(m, d, dn) for m in res.modes for d, dn in DIRS]
     if not groups:  # ceilings only
         groups = [("-", d, dn) for d, dn in DIRS]
-    bar_w, gap = 16, 22
+    bar_w, gap = 20, 34
     group_w = bar_w * len(series) + gap
     left, right, top = 80, 20, 60
     panel_h, label_h = 260, 70
-    width = max(640, left + right + group_w * len(groups))
+    width = max(900, left + right + group_w * len(groups))
+    group_w = (width - left - right) / len(groups)
     height = top + len(res.sizes) * (panel_h + label_h + 40) + 10
     e = []
     a = e.append
@@ -243,15 +244,19 @@ def svg(res):
       f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">')
     a(f'<rect width="{width}" height="{height}" fill="white"/>')
     a(f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">'
-      'bondd vs DPDK bonding vs in-kernel XDP redirect: delivered packets per second (median, min–max)</text>')
+      'Delivered packets per second (bars: median; whiskers: min–max of the runs)</text>')
     # legend
     lx = left
-    for _, name, color in series:
+    present = {k[0] for k in res.tp} | {k[0] for k in res.na}
+    for s, name, color in series:
+        if s not in present:
+            continue
         a(f'<rect x="{lx}" y="30" width="12" height="12" fill="{color}"/>')
         a(f'<text x="{lx + 16}" y="40">{html.escape(name)}</text>')
         lx += 30 + 7 * len(name)
-    a(f'<line x1="{lx}" y1="36" x2="{lx + 20}" y2="36" stroke="black" stroke-dasharray="4,2"/>')
-    a(f'<text x="{lx + 24}" y="40">generator limit (into XDP_DROP)</text>')
+    if "xdp-drop" in present:
+        a(f'<line x1="{lx}" y1="36" x2="{lx + 20}" y2="36" stroke="black" stroke-dasharray="4,2"/>')
+        a(f'<text x="{lx + 24}" y="40">generator limit (into XDP_DROP)</text>')
     y0 = top
     for size in res.sizes:
         vmax = 0.0
@@ -282,7 +287,7 @@ def svg(res):
         a(f'<line x1="{left}" y1="{base}" x2="{width - right}" y2="{base}" stroke="black"/>')
         a(f'<line x1="{left}" y1="{base}" x2="{left}" y2="{base - panel_h}" stroke="black"/>')
         for gi, (m, d, dn) in enumerate(groups):
-            gx = left + gap / 2 + gi * group_w
+            gx = left + gi * group_w + (group_w - bar_w * len(series)) / 2
             for si, (s, name, color) in enumerate(series):
                 mm = "-" if s == "xdp-redirect" else m
                 st = res.stat(s, mm, d, size)
@@ -308,7 +313,8 @@ def svg(res):
                   f'y2="{y(g[0]):.1f}" stroke="black" stroke-dasharray="4,2"/>')
             cx = gx + bar_w * len(series) / 2
             a(f'<text x="{cx:.1f}" y="{base + 14}" text-anchor="middle">{html.escape(m if m != "-" else "")}</text>')
-            a(f'<text x="{cx:.1f}" y="{base + 27}" text-anchor="middle">{html.escape(dn)}</text>')
+            short = dn.replace(" → ", "→") + (" (×2)" if m == "broadcast" and d == "down" else "")
+            a(f'<text x="{cx:.1f}" y="{base + 27}" text-anchor="middle" font-size="10">{html.escape(short)}</text>')
         a(f'<text x="{left + (width - left - right) / 2}" y="{base + 48}" text-anchor="middle">'
           'bonding mode and direction</text>')
         y0 = base + label_h

@@ -449,6 +449,7 @@ bondd_failover() { # active-backup under a 50 kpps stream; the active slave's fa
   ng ip link set br0 up
   ng ip addr add "$GIP/24" dev br0
   ng ethtool -K br0 tx off >/dev/null 2>&1 || true
+  sleep 1   # let the bridge ports settle before the first stream
   for r in $(seq "$FO_RUNS"); do
     ng timeout 5 "$UDP" ping --dst "$BIP" --count 3 --interval-ms 100 >/dev/null 2>&1 || true
     ip netns exec "$DUT" timeout 20 "$UDP" recv --bind "$BIP:9000" --expect "$count" --timeout-ms 12000 --pps 50000 \

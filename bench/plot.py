@@ -331,6 +331,15 @@ def main():
     args = ap.parse_args()
     res = Results(load(args.csv))
     meta = load_meta(args.meta) if args.meta else {}
+    # What was asked for, so that cells which produced nothing still show.
+    if meta.get("sizes"):
+        res.sizes = sorted(set(res.sizes) | set(meta["sizes"].split(",")), key=int)
+    if meta.get("modes"):
+        asked = set(meta["modes"].split(","))
+        res.modes = [m for m in MODES if m in asked or m in res.modes]
+    if meta.get("subjects"):
+        for s in meta["subjects"].split(","):
+            res.subjects |= {"xdp-redirect", "xdp-drop"} if s == "ceiling" else {s}
     if args.md:
         with open(args.md, "w") as f:
             f.write(markdown(res, meta))

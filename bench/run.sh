@@ -24,7 +24,8 @@
 # Env: BONDD_BIN, BDT_UDP (binaries), BONDD_EXTRA (extra YAML lines for the
 #      bond, newline-separated, e.g. "workers: 2"), SLAVE_QUEUES (RX/TX
 #      queues per veth; default: the `workers:` of BONDD_EXTRA, else 1),
-#      IDLE_SECS (default 10), KEEP_TMP=1 (keep the logs in /tmp/bbr<PID>.*).
+#      IDLE_SECS (default 10), KEEP_TMP=1 (keep the logs in /tmp/bbr<PID>.*),
+#      BENCH_DEADLINE (global limit in s; default twice the estimate + 300).
 #
 # Bounded: every trafgen runs under `timeout`, every wait loop is bounded,
 # and a watchdog ends the run at a global deadline. Everything it creates
@@ -107,7 +108,7 @@ for m in "${MODE_LIST[@]}"; do
   fi
   if [ "$m" = 802.3ad ]; then EST=$((EST + 30)); fi
 done
-LIMIT=$((EST * 2 + 300))         # global deadline
+LIMIT=${BENCH_DEADLINE:-$((EST * 2 + 300))}   # global deadline (s)
 STEP=0
 
 # ---------------------------------------------------------------- state
@@ -400,7 +401,12 @@ bondd_start() { # mode -> 0 ready, 1 not (reason in $WHY)
   local lim=15
   [ "$mode" = 802.3ad ] && lim=40
   for ((i = 0; i < lim * 10; i++)); do
-    kill -0 "$BPID" 2>/dev/null || { WHY="bondd exited: $(tail -n 2 "$TMP/bondd-$mode.log" | tr '\n' ' ')"; return 1; }
+    if ! kill -0 "$BPID" 2>/dev/null; then
+      local rc=0
+      wait "$BPID" 2>/dev/null || rc=$?
+      WHY="bondd exited with status $rc: $(tail -n 2 "$TMP/bondd-$mode.log" | tr '\n' ' ')"
+      return 1
+    fi
     st=$(nd "$BONDD" status --json --socket "$TMP/bondd.sock" 2>/dev/null) || st=
     if [ -n "$st" ] && "$PY" -c '
 import json, sys
@@ -418,6 +424,9 @@ sys.exit(0 if ok else 1)' "$mode" <<< "$st" 2>/dev/null; then
   done
   [ "$i" -lt $((lim * 10)) ] || { WHY="not ready within ${lim}s (status: ${st:0:200})"; return 1; }
   [ "$(cat "/proc/$BPID/comm" 2>/dev/null)" = bondd ] || { WHY="pid $BPID is not bondd"; return 1; }
+  if [ "$mode" = 802.3ad ]; then
+    wait_ovs 30 || { WHY="Open vSwitch did not show LACP negotiated with bondd within 30s ($(ovs_show | grep -E 'lacp_status|may_enable' | tr -s ' \n' ' '))"; return 1; }
+  fi
   probe_both || { WHY="frames do not pass after start"; return 1; }
   return 0
 }
@@ -639,6 +648,9 @@ T_END=$(date +%s)
   echo "secs=$SECS"
   echo "idle_secs=$IDLE_SECS"
   echo "queues=$QUEUES"
+  echo "modes=$MODES"
+  echo "sizes=$SIZES"
+  echo "subjects=$SUBJECTS"
   echo "duration_s=$((T_END - T_START))"
   echo "bondd=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- daemon ebpf 2>/dev/null || echo ' (+ uncommitted changes)'), binary $(date -u -r "$BONDD" '+%Y-%m-%d %H:%M' 2>/dev/null || echo '?')"
   echo "dpdk=$(dpkg-query -W -f '${Version}' dpdk-dev 2>/dev/null || echo '?')"

@@ -125,6 +125,8 @@ BIP=198.19.0.1
 GIP=198.19.0.2
 LOGICAL=bond0
 
+DPDK_RUNDIR_NEW=
+[ -d /var/run/dpdk ] || DPDK_RUNDIR_NEW=1   # testpmd creates it even with --no-shconf
 track() { PIDS+=("$1"); }
 stop_pid() { # pid [grace-seconds]: TERM, wait, KILL
   local p=$1 g=${2:-5} i
@@ -157,6 +159,7 @@ cleanup() {
   ip netns del "$GEN" 2>/dev/null
   ip netns del "$DUT" 2>/dev/null
   rm -rf "/var/run/dpdk/$ID" 2>/dev/null
+  [ -n "$DPDK_RUNDIR_NEW" ] && rmdir /var/run/dpdk 2>/dev/null   # only if we created it and it is empty
   if [ "$rc" -ne 0 ] && [ -z "${KEEP_TMP:-}" ]; then
     echo "run.sh: failed (exit $rc); logs were in $TMP (set KEEP_TMP=1 to keep them)" >&2
   fi

@@ -128,19 +128,31 @@ LOGICAL=bond0
 DPDK_RUNDIR_NEW=
 [ -d /var/run/dpdk ] || DPDK_RUNDIR_NEW=1   # testpmd creates it even with --no-shconf
 track() { PIDS+=("$1"); }
-stop_pid() { # pid [grace-seconds]: TERM, wait, KILL
+untrack() { local p q=(); for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || q+=("$p"); done; PIDS=("${q[@]}"); }
+# is_ours PID [MARK]: a child of this script (PIDs are recycled quickly: pid_max
+# may be 32768), or, with MARK, a process whose command line contains MARK
+# (the detached OVS daemons, started with paths in our temporary directory).
+is_ours() {
+  local st ppid
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r _ ppid _ <<< "${st##*) }"
+  [ "$ppid" = "$$" ] && return 0
+  [ -n "${2:-}" ] && tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
+}
+stop_pid() { # pid [grace-seconds] [mark]: TERM, wait, KILL -- only if it is ours
   local p=$1 g=${2:-5} i
   [ -n "$p" ] || return 0
-  kill -0 "$p" 2>/dev/null || return 0
+  is_ours "$p" "${3:-}" || { untrack "$p"; return 0; }
   kill -TERM "$p" 2>/dev/null || true
-  for ((i = 0; i < g * 10; i++)); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+  for ((i = 0; i < g * 10; i++)); do is_ours "$p" "${3:-}" || { untrack "$p"; return 0; }; sleep 0.1; done
   kill -KILL "$p" 2>/dev/null || true
+  untrack "$p"
 }
 ovs_stop() {
   local d=$OVSD f
   [ -n "$d" ] || return 0
   for f in ovs-vswitchd ovsdb-server; do
-    [ -s "$d/$f.pid" ] && stop_pid "$(cat "$d/$f.pid")" 5
+    [ -s "$d/$f.pid" ] && stop_pid "$(cat "$d/$f.pid")" 5 "$d/"
   done
   OVSD=
 }
@@ -148,9 +160,10 @@ cleanup() {
   local rc=$? p
   trap - EXIT INT TERM ERR
   set +e
-  [ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null && { echo quit > "$TMP/tp.in" & sleep 1; }
+  [ -n "$TPID" ] && is_ours "$TPID" && { tp_send quit; sleep 1; }
   ovs_stop
   for p in "${PIDS[@]}"; do stop_pid "$p" 3; done
+  for p in $(jobs -p); do stop_pid "$p" 1; done
   # Anything still running inside our own namespaces was started by us.
   for p in $(ip netns pids "$GEN" 2>/dev/null) $(ip netns pids "$DUT" 2>/dev/null); do
     echo "run.sh: stopping leftover pid $p ($(cat "/proc/$p/comm" 2>/dev/null)) in our namespaces" >&2
@@ -251,6 +264,7 @@ one_run() {
   # shellcheck disable=SC2086
   { o1=$(sumc "$offns" tx_packets "$offdev"); d1=$(sumc "$delns" rx_packets $dels); c1=$(cpu_ns "$pid"); t1=$(now_ns); }
   wait "$tg" 2>/dev/null || true
+  untrack "$tg"
   sleep 0.3
   dt=$((t1 - t0))
   del=$((d1 - d0)); off=$((o1 - o0))
@@ -404,7 +418,7 @@ bondd_start() { # mode -> 0 ready, 1 not (reason in $WHY)
   local lim=15
   [ "$mode" = 802.3ad ] && lim=40
   for ((i = 0; i < lim * 10; i++)); do
-    if ! kill -0 "$BPID" 2>/dev/null; then
+    if ! is_ours "$BPID"; then
       local rc=0
       wait "$BPID" 2>/dev/null || rc=$?
       WHY="bondd exited with status $rc: $(tail -n 2 "$TMP/bondd-$mode.log" | tr '\n' ' ')"
@@ -475,6 +489,7 @@ bondd_failover() { # active-backup under a 50 kpps stream; the active slave's fa
     ng ip link set g0 down
     wait "$sp" 2>/dev/null || true
     wait "$rp" 2>/dev/null || true
+    untrack "$sp"; untrack "$rp"
     out=$(tr -d '\n' < "$TMP/recv.out")
     lw=$(sed -n 's/.*loss_window_ms=\([0-9.]*\).*/\1/p' <<< "$out")
     step "bondd active-backup failover under 50 kpps run $r/$FO_RUNS: loss_window_ms=${lw:-?} ($out)"
@@ -510,15 +525,19 @@ run_bondd() { # mode
 }
 
 # ---------------------------------------------------------------- DPDK testpmd
+tp_send() { # write one line to testpmd's FIFO; bounded (opening a FIFO blocks while nobody reads it)
+  # shellcheck disable=SC2016
+  timeout 2 bash -c 'echo "$1" > "$2"' _ "$1" "$TMP/tp.in" 2>/dev/null || true
+}
 tp() { # send one CLI command to testpmd
-  echo "$1" > "$TMP/tp.in"
+  tp_send "$1"
   sleep 0.4
 }
 tp_wait() { # pattern seconds: wait for pattern in the testpmd log
   local i
   for ((i = 0; i < $2 * 10; i++)); do
     grep -q -- "$1" "$TMP/tp.log" 2>/dev/null && return 0
-    kill -0 "$TPID" 2>/dev/null || return 1
+    is_ours "$TPID" || return 1
     sleep 0.1
   done
   return 1
@@ -583,10 +602,11 @@ dpdk_start() { # mode -> 0 ready, 1 not (reason in $WHY)
 }
 dpdk_stop() {
   local i
-  if [ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null; then
-    echo stop > "$TMP/tp.in"; sleep 0.3
-    echo quit > "$TMP/tp.in"
-    for i in $(seq 100); do kill -0 "$TPID" 2>/dev/null || break; sleep 0.1; done
+  if [ -n "$TPID" ] && is_ours "$TPID"; then
+    tp_send "show port stats all"; sleep 0.3   # kept in the log (KEEP_TMP=1)
+    tp_send stop; sleep 0.3
+    tp_send quit
+    for i in $(seq 100); do is_ours "$TPID" || break; sleep 0.1; done
   fi
   stop_pid "$TPID" 2; TPID=
   stop_pid "$TRICKLE" 2; TRICKLE=

@@ -7,7 +7,7 @@
 CSV columns (one row per run; see run.sh):
   kind,subject,mode,direction,frame_bytes,run,delivered_pps,offered_pps,
   delivered_pct,cpu_ns_per_pkt,value,unit,note
-kind is throughput, idle_cpu, rss, failover or na (note = reason).
+kind is throughput, paced, idle_cpu, rss, failover or na (note = reason).
 """
 
 import argparse
@@ -175,6 +175,23 @@ def markdown(res, meta):
                 m = rss.get(mode)
                 out.append(f"| {mode} | {'–' if i is None else f'{i:.2f} %'} | "
                            f"{'–' if m is None else f'{m / 1024:.1f} MiB ({m:,.0f} kB)'} |")
+        out.append("")
+    paced = [r for r in res.rows if r["kind"] == "paced"]
+    if paced:
+        out.append("## bondd below saturation: loss at 90 % of the saturating rate")
+        out.append("")
+        out.append("The same path offered a steady 90 % of the median rate bondd delivered above "
+                   "(`bdt-udp pace`, one run of the window length).")
+        out.append("")
+        out.append("| mode | direction | frame | saturating (median) | offered | delivered | loss |")
+        out.append("|---|---|---:|---:|---:|---:|---:|")
+        for r in paced:
+            sat = (r.get("note") or "").replace("saturating=", "")
+            loss = num(r["value"])
+            dname = dict(DIRS).get(r["direction"], r["direction"])
+            out.append(f"| {r['mode']} | {dname} | {r['frame_bytes']} B | {fint(num(sat))} | "
+                       f"{fint(num(r['offered_pps']))} | {fint(num(r['delivered_pps']))} | "
+                       f"{'–' if loss is None else f'{loss:.2f} %'} |")
         out.append("")
     if any(r["kind"] == "failover" for r in res.rows):
         out.append("## bondd active-backup failover under load")

@@ -100,7 +100,7 @@ if has ceiling "${SUBJ_LIST[@]}"; then
 fi
 for m in "${MODE_LIST[@]}"; do
   if has bondd "${SUBJ_LIST[@]}"; then
-    TOTAL=$((TOTAL + N_DIR * n_sizes * RUNS + 1)); EST=$((EST + N_DIR * n_sizes * RUNS * RUN_COST + IDLE_SECS + 6))
+    TOTAL=$((TOTAL + N_DIR * n_sizes * (RUNS + 1) + 1)); EST=$((EST + N_DIR * n_sizes * (RUNS + 1) * RUN_COST + IDLE_SECS + 6))
     if [ "$m" = active-backup ]; then TOTAL=$((TOTAL + FO_RUNS)); EST=$((EST + FO_RUNS * 6 + 3)); fi
   fi
   if has dpdk "${SUBJ_LIST[@]}"; then
@@ -281,6 +281,43 @@ one_run() {
   csv throughput "$subj" "$mode" "$dir" "$size" "$run" "$pps" "$opps" "$pct" "$nspp" "" "" ""
 }
 
+# paced_run SUBJ MODE DIR SIZE PID TXNS TXDEV DELNS DELDEVS
+# "No loss below saturation": the same path offered a steady 90 % of the
+# median rate this cell just delivered (bdt-udp pace: trafgen's own rate
+# option sleeps per frame and cannot hold such rates), counting over SECS.
+paced_run() {
+  local subj=$1 mode=$2 dir=$3 size=$4 pid=$5 txns=$6 txdev=$7 delns=$8 dels=$9
+  local sat rate fl dmac smac sip dip pp o0 o1 d0 d1 t0 t1 dt del off pps opps loss mult=1 arrow
+  sat=$(awk -F, -v s="$subj" -v m="$mode" -v d="$dir" -v z="$size" \
+    '$1 == "throughput" && $2 == s && $3 == m && $4 == d && $5 == z && $7 > 0 {print $7}' "$CSV" |
+    sort -n | awk '{a[NR]=$1} END {if (NR) print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}')
+  [ -n "$sat" ] && [ "$sat" -gt 0 ] || return 0
+  [ "$dir" = down ] && [ "$mode" = broadcast ] && mult=2   # delivered counts both slaves
+  rate=$((sat * 9 / 10 / mult))
+  [ "$rate" -ge 1 ] || return 0
+  [ "$size" = 64 ] && fl=60 || fl=1514
+  if [ "$dir" = up ]; then dmac=$BMAC; smac=$G0MAC; sip=$GIP; dip=$BIP; else dmac=$G0MAC; smac=$BMAC; sip=$BIP; dip=$GIP; fi
+  ip netns exec "$txns" timeout -s INT -k 2 $((SECS + 3)) taskset -c 0 "$UDP" pace --iface "$txdev" \
+    --dst-mac "$dmac" --src-mac "$smac" --src-ip "$sip" --dst-ip "$dip" --size "$fl" \
+    --pps "$rate" --secs $((SECS + 1)) >/dev/null 2>&1 &
+  pp=$!; track "$pp"
+  sleep 0.5
+  # shellcheck disable=SC2086
+  { o0=$(sumc "$txns" tx_packets "$txdev"); d0=$(sumc "$delns" rx_packets $dels); t0=$(now_ns); }
+  sleep "$SECS"
+  # shellcheck disable=SC2086
+  { o1=$(sumc "$txns" tx_packets "$txdev"); d1=$(sumc "$delns" rx_packets $dels); t1=$(now_ns); }
+  wait "$pp" 2>/dev/null || true
+  untrack "$pp"
+  sleep 0.3
+  dt=$((t1 - t0)); del=$((d1 - d0)); off=$((o1 - o0))
+  pps=$((del * 1000000000 / dt)); opps=$((off * 1000000000 / dt))
+  loss=$(awk -v d="$del" -v o="$off" -v m="$mult" 'BEGIN { if (o > 0) { l = 100 * (1 - d / (m * o)); if (l < 0) l = 0; printf "%.3f", l } }')
+  [ "$dir" = up ] && arrow="wire->bond0" || arrow="bond0->wire"
+  step "$subj $mode $arrow ${size}B paced at 90% of $(commas "$sat") pps: offered $(commas "$opps"), delivered $(commas "$pps"), loss ${loss:-?}%"
+  csv paced "$subj" "$mode" "$dir" "$size" 1 "$pps" "$opps" "" "" "${loss:-}" "%" "saturating=$sat"
+}
+
 # probe DIR: a few hundred frames through the data plane; 0 when at least
 # half arrive. Logical device = $LOGICAL.
 probe() {
@@ -311,9 +348,11 @@ measure_subject() {
     for r in $(seq "$RUNS"); do
       one_run "$subj" "$mode" up "$size" "$r" "$pid" "$GEN" g0 "$GEN" g0 "$DUT" "$LOGICAL"
     done
+    if [ "$subj" = bondd ]; then paced_run "$subj" "$mode" up "$size" "$pid" "$GEN" g0 "$DUT" "$LOGICAL"; fi
     for r in $(seq "$RUNS"); do
       one_run "$subj" "$mode" down "$size" "$r" "$pid" "$DUT" "$LOGICAL" "$DUT" "$LOGICAL" "$GEN" "g0 g1"
     done
+    if [ "$subj" = bondd ]; then paced_run "$subj" "$mode" down "$size" "$pid" "$DUT" "$LOGICAL" "$GEN" "g0 g1"; fi
   done
 }
 

@@ -44,10 +44,10 @@ const SMALL_FRAME_SIZE: u32 = 2048;
 const SMALL_FRAME_MTU: u32 = 2048 - 256 - 14 - 8;
 /// UMEM chunk size above that: room for a 3500-byte MTU frame.
 const FRAME_SIZE: u32 = 4096;
-/// UMEM frames per socket: a full fill ring (1024) plus as many in flight;
-/// 8 MiB per socket, and room for slaves added by a reload (the free list
-/// is shared).
-const FRAMES_PER_SOCKET: u32 = 2048;
+/// UMEM frames per socket: a full fill ring (2048) plus as many in flight;
+/// 8 MiB per socket with 2 KiB chunks, and room for slaves added by a
+/// reload (the free list is shared).
+const FRAMES_PER_SOCKET: u32 = 4096;
 /// The largest MTU bondd accepts: single-buffer XDP in a 4 KiB page leaves
 /// about 3.5 KB for the frame on common drivers (veth: 3506 bytes).
 pub const MAX_MTU: u32 = 3500;

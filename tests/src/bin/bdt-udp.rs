@@ -698,23 +698,10 @@ fn parse_hex_frames(text: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(frames)
 }
 
-fn raw_send(a: &Args) -> Result<(), String> {
-    use std::ffi::CString;
-    a.check_known(&["iface", "frames", "count", "pps", "max-secs"])?;
-    let iface: String = a.req("iface")?;
-    let path: String = a.req("frames")?;
-    let count: u64 = a.req("count")?;
-    let pps: u64 = a.req("pps")?;
-    if pps == 0 || pps > 20_000 {
-        return Err("--pps must be in 1..=20000".into());
-    }
-    if count == 0 || count > 200_000 {
-        return Err("--count must be in 1..=200000".into());
-    }
-    let max_secs: u64 = a.opt("max-secs")?.unwrap_or(count / pps + 2).min(10);
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    let frames = parse_hex_frames(&text)?;
-    let c = CString::new(iface.as_str()).map_err(|_| format!("bad interface {iface:?}"))?;
+/// A send-only AF_PACKET socket and the address of `iface` to send to
+/// (raw-send and pace).
+fn send_socket(iface: &str) -> Result<(std::os::fd::OwnedFd, libc::sockaddr_ll), String> {
+    let c = std::ffi::CString::new(iface).map_err(|_| format!("bad interface {iface:?}"))?;
     // SAFETY: if_nametoindex reads a NUL-terminated string we own.
     let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if index == 0 {
@@ -730,11 +717,30 @@ fn raw_send(a: &Args) -> Result<(), String> {
     }
     // SAFETY: the fd is ours; OwnedFd closes it on every path.
     let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-    // SAFETY: zeroed sockaddr_ll is valid; the fields sendto needs are set.
+    // SAFETY: zeroed sockaddr_ll is valid; the fields sending needs are set.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_ifindex = index as i32;
     sll.sll_halen = 6;
+    Ok((fd, sll))
+}
+
+fn raw_send(a: &Args) -> Result<(), String> {
+    a.check_known(&["iface", "frames", "count", "pps", "max-secs"])?;
+    let iface: String = a.req("iface")?;
+    let path: String = a.req("frames")?;
+    let count: u64 = a.req("count")?;
+    let pps: u64 = a.req("pps")?;
+    if pps == 0 || pps > 20_000 {
+        return Err("--pps must be in 1..=20000".into());
+    }
+    if count == 0 || count > 200_000 {
+        return Err("--count must be in 1..=200000".into());
+    }
+    let max_secs: u64 = a.opt("max-secs")?.unwrap_or(count / pps + 2).min(10);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let frames = parse_hex_frames(&text)?;
+    let (fd, sll) = send_socket(&iface)?;
     // SAFETY: prctl with an integer argument; affects only this process.
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
@@ -851,7 +857,6 @@ fn parse_mac_arg(s: &str) -> Result<[u8; 6], String> {
 }
 
 fn pace(a: &Args) -> Result<(), String> {
-    use std::ffi::CString;
     a.check_known(&[
         "iface", "dst-mac", "src-mac", "src-ip", "dst-ip", "size", "pps", "secs",
     ])?;
@@ -875,22 +880,7 @@ fn pace(a: &Args) -> Result<(), String> {
     let frames: Vec<Vec<u8>> = (0..256u16)
         .map(|k| udp_frame(dst, src, sip.octets(), dip.octets(), 1024 + k, size))
         .collect();
-    let c = CString::new(iface.as_str()).map_err(|_| format!("bad interface {iface:?}"))?;
-    // SAFETY: if_nametoindex reads a NUL-terminated string we own.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        return Err(format!("no interface {iface}"));
-    }
-    // SAFETY: plain socket(2); protocol 0: this socket never receives.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(format!(
-            "packet socket: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: the fd is ours; OwnedFd closes it on every path.
-    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let (fd, mut sll) = send_socket(&iface)?;
     let one: libc::c_int = 1;
     // SAFETY: PACKET_QDISC_BYPASS takes an int we own, with its size.
     unsafe {
@@ -902,11 +892,6 @@ fn pace(a: &Args) -> Result<(), String> {
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
-    // SAFETY: zeroed sockaddr_ll is valid; the fields sendmmsg needs are set.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_ifindex = index as i32;
-    sll.sll_halen = 6;
     const B: usize = 32;
     let mut iov: Vec<libc::iovec> = Vec::with_capacity(B);
     // SAFETY: zeroed mmsghdr is valid; filled in per batch below.
